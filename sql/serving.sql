@@ -113,8 +113,10 @@ END
 $$;
 
 
--- A weighted average of the query vectors of recently seen items: the newest
--- item weighs most, halving every `half_life` items back, as in training.
+-- A user's or session's vector, as reco/user_vectors.py computes it in training:
+-- the weighted sum of the items' query vectors, where the newest item weighs
+-- most and weights halve every `user_half_life` items back. `weights` carries
+-- the per-event kind and value weights (all 1 for an anonymous session).
 CREATE OR REPLACE FUNCTION reco.history_vector(
     item_ids text[], weights real[] DEFAULT NULL
 )
@@ -123,14 +125,16 @@ LANGUAGE plpgsql STABLE AS $$
 DECLARE
     model record := reco.active_model();
     half_life double precision :=
-        coalesce((model.parameters ->> 'recency_half_life')::double precision, 10);
+        nullif(model.parameters ->> 'user_half_life', '')::double precision;
     result vector;
 BEGIN
     SELECT sum(coalesce(e.query_embedding, e.embedding)
                * array_fill(
                      (coalesce(h.weight, 1)
-                      * power(0.5, (cardinality(item_ids) - h.position)
-                                   / half_life))::real,
+                      * CASE WHEN half_life > 0
+                             THEN power(0.5, (cardinality(item_ids) - h.position)
+                                             / half_life)
+                             ELSE 1 END)::real,
                      ARRAY[model.dimensions])::vector)
       INTO result
       FROM unnest(item_ids, weights) WITH ORDINALITY AS h (item_id, weight, position)
@@ -146,8 +150,10 @@ RETURNS vector
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     model record := reco.active_model();
-    history_length integer :=
-        coalesce((model.parameters ->> 'history_length')::integer, 50);
+    history_length integer := coalesce(
+        nullif(model.parameters ->> 'user_max_history', '')::integer, 200);
+    value_power double precision := coalesce(
+        nullif(model.parameters ->> 'user_value_power', '')::double precision, 0);
     ids text[];
     weights real[];
 BEGIN
@@ -155,8 +161,9 @@ BEGIN
            array_agg(recent.weight ORDER BY recent.occurred_at, recent.item_id)
       INTO ids, weights
       FROM (SELECT ev.item_id, ev.occurred_at,
-                   coalesce((model.parameters -> 'event_weights' ->> ev.kind)::real,
-                            1) AS weight
+                   coalesce((model.parameters -> 'event_weights' ->> ev.kind)::real, 1)
+                   * CASE WHEN value_power <> 0 AND ev.value > 0
+                          THEN power(ev.value, value_power) ELSE 1 END AS weight
               FROM reco.events AS ev
              WHERE ev.user_id = user_history_vector.user_id
              ORDER BY ev.occurred_at DESC, ev.item_id DESC
