@@ -1,8 +1,8 @@
 """Alembic environment: runs reco-db's migrations on the configured database."""
 
-from alembic import context
 from sqlalchemy import create_engine, pool
 
+from alembic import context
 from reco.database import sqlalchemy_url
 
 VERSION_TABLE_SCHEMA = "public"

@@ -47,12 +47,26 @@ def _start_embedded(data_dir: Path) -> str:
 
 
 def database_url() -> str:
-    """A libpq URL: $DATABASE_URL if set, else the embedded server's."""
+    """A libpq URL: $DATABASE_URL if set, else the embedded server's.
+
+    $RECO_DATABASE, when set, picks another database on the same server (the
+    demo and the evaluation keep their own).
+    """
     url = os.environ.get("DATABASE_URL")
     if url:
         # SQLAlchemy-style URLs name a driver that libpq does not understand.
-        return url.replace("postgresql+psycopg://", "postgresql://", 1)
-    return _start_embedded(embedded_data_dir())
+        url = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    else:
+        url = _start_embedded(embedded_data_dir())
+    name = os.environ.get("RECO_DATABASE")
+    return with_database(url, name) if name else url
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server as ``url``, database ``name``."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info["dbname"] = name
+    return psycopg.conninfo.make_conninfo(**info)
 
 
 def sqlalchemy_url(url: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""In-memory interactions and item catalogue shared by loading, training and evaluation."""
+"""Interactions and the item catalogue in memory, for loading, training, evaluation."""
 
 from __future__ import annotations
 

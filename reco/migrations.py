@@ -6,12 +6,12 @@ import logging
 import sys
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
+from alembic import command
 from reco.database import sqlalchemy_url
 
 logger = logging.getLogger("reco")
@@ -21,7 +21,10 @@ VERSION_TABLE = "reco_alembic_version"
 
 def _resource_dir(name: str) -> Path:
     """alembic/ or sql/: beside the package in a checkout, else installed data."""
-    for root in (Path(__file__).resolve().parent.parent, Path(sys.prefix) / "share/reco-db"):
+    for root in (
+        Path(__file__).resolve().parent.parent,
+        Path(sys.prefix) / "share/reco-db",
+    ):
         if (root / name).is_dir():
             return root / name
     raise FileNotFoundError(f"reco-db's {name}/ folder is missing: reinstall reco-db")
@@ -55,7 +58,8 @@ def current_revision(url: str | None = None) -> str | None:
     engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
     with engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"version_table": VERSION_TABLE, "version_table_schema": "public"}
+            connection,
+            opts={"version_table": VERSION_TABLE, "version_table_schema": "public"},
         )
         revision = context.get_current_revision()
     engine.dispose()

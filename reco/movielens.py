@@ -30,8 +30,7 @@ def _rows(path: Path, columns: tuple[str, ...]):
                 f"expected a header with {', '.join(columns)}"
             )
         # Line numbers count the header as line 1, as an editor shows them.
-        for line, row in enumerate(reader, start=2):
-            yield line, row
+        yield from enumerate(reader, start=2)
 
 
 def read_ratings(folder: str | Path) -> Interactions:

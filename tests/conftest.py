@@ -64,28 +64,42 @@ def _admin(url: str, statement: sql.Composable) -> None:
 @pytest.fixture(scope="session")
 def template_url(server_url: str) -> str:
     """A database at the head revision, cloned by every test database."""
-    _admin(server_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-        sql.Identifier(TEMPLATE)))
+    _admin(
+        server_url,
+        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(TEMPLATE)
+        ),
+    )
     _admin(server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
     url = _with_database(server_url, TEMPLATE)
     migrations.upgrade(url)
     yield url
-    _admin(server_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-        sql.Identifier(TEMPLATE)))
+    _admin(
+        server_url,
+        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(TEMPLATE)
+        ),
+    )
 
 
 def new_database(server_url: str, template: str = TEMPLATE) -> str:
     """Create a database cloned from ``template`` and return its URL."""
     name = f"reco_test_{os.getpid()}_{next(_counter)}"
-    _admin(server_url, sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-        sql.Identifier(name), sql.Identifier(template)))
+    _admin(
+        server_url,
+        sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)
+        ),
+    )
     return _with_database(server_url, name)
 
 
 def drop_database(server_url: str, url: str) -> None:
     name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
-    _admin(server_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-        sql.Identifier(name)))
+    _admin(
+        server_url,
+        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)),
+    )
 
 
 @pytest.fixture

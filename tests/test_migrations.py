@@ -22,8 +22,15 @@ def test_upgrade_creates_schema_and_is_repeatable(server_url, template_url):
         migrations.upgrade(url)
         migrations.upgrade(url)  # a second run changes nothing
         assert migrations.current_revision(url) == migrations.head_revision()
-        assert {"items", "events", "models", "item_embeddings", "user_embeddings",
-                "user_recommendations", "model_runs"} <= _tables(url)
+        assert {
+            "items",
+            "events",
+            "models",
+            "item_embeddings",
+            "user_embeddings",
+            "user_recommendations",
+            "model_runs",
+        } <= _tables(url)
     finally:
         drop_database(server_url, url)
 
@@ -39,8 +46,7 @@ def test_downgrade_to_base_and_back(db_url):
         functions = {
             row[0]
             for row in connection.execute(
-                "SELECT proname FROM pg_proc"
-                " WHERE pronamespace = 'reco'::regnamespace"
+                "SELECT proname FROM pg_proc WHERE pronamespace = 'reco'::regnamespace"
             )
         }
     assert {"recommend", "similar_items", "recommend_for_session"} <= functions

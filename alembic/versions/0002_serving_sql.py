@@ -6,7 +6,6 @@ Create Date: 2026-12-03
 """
 
 from alembic import op
-
 from reco.migrations import sql_file
 
 revision = "0002"
