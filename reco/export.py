@@ -17,7 +17,11 @@ from reco.dataset import Catalog
 logger = logging.getLogger("reco")
 
 OPSET = 17
-TOLERANCE = 1e-4
+# Outputs are unit-scale vectors. The max-inner-product transform ends in
+# sqrt(max_norm^2 - |x|^2), which magnifies float32 rounding for items near the
+# largest norm, so a correct export can differ by a few 1e-4 there; a broken one
+# differs by 1e-1 or more.
+TOLERANCE = 2e-3
 
 
 class ExportParityError(RuntimeError):

@@ -101,12 +101,17 @@ def activate(conn: psycopg.Connection, version: int) -> None:
                 f"model {version} is {status[0]}, not ready: only a finished run "
                 "can serve; see `reco-db models`"
             )
-        # Both rows change in one statement: no moment with two or none active.
+        # Two statements, one transaction: readers see the old model or the
+        # new one, never neither. (The unique index on is_active cannot be
+        # deferred, so a single UPDATE swapping both rows could trip it.)
         conn.execute(
-            "UPDATE reco.models SET is_active = (version = %s),"
-            " activated_at = CASE WHEN version = %s THEN now() ELSE activated_at END"
-            " WHERE is_active OR version = %s",
-            (version, version, version),
+            "UPDATE reco.models SET is_active = false WHERE is_active AND version <> %s",
+            (version,),
+        )
+        conn.execute(
+            "UPDATE reco.models SET is_active = true, activated_at = now()"
+            " WHERE version = %s",
+            (version,),
         )
     logger.info("model %d is now active", version)
 
