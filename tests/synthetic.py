@@ -35,8 +35,14 @@ def warm_items(items: Catalog) -> np.ndarray:
     )
 
 
-def events(items: Catalog, n_users: int = 80, per_user: int = 30, seed: int = 0):
-    """Sessions of 6 events, 85% inside the user's favourite genre."""
+def events(
+    items: Catalog,
+    n_users: int = 80,
+    per_user: int = 30,
+    seed: int = 0,
+    pool_size: int = 30,
+):
+    """Sessions of 6 events, 85% on the first ``pool_size`` items of the genre."""
     rng = np.random.default_rng(seed)
     warm = warm_items(items)
     genre_of = warm % len(GENRES)
@@ -47,7 +53,9 @@ def events(items: Catalog, n_users: int = 80, per_user: int = 30, seed: int = 0)
         for event in range(per_user):
             if event % 6 == 0:
                 clock += 7200
-            pool = warm[genre_of == favourite] if rng.random() < 0.85 else warm
+            pool = (
+                warm[genre_of == favourite][:pool_size] if rng.random() < 0.85 else warm
+            )
             rating = float(rng.integers(1, 6))
             users.append(f"u{user}")
             item_ids.append(items.item_ids[rng.choice(pool)])
