@@ -517,25 +517,17 @@ def demo(
 def main() -> None:
     """Entry point: run the app, turning known errors into one clear line."""
     try:
-        app(standalone_mode=False)
-    except (typer.Abort, KeyboardInterrupt):
-        errors.print("[red]aborted[/red]")
-        sys.exit(130)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except Exception as error:
-        import click
+        app()
+    except USER_ERRORS as error:
+        message = str(error).strip()
+        diag = getattr(error, "diag", None)
+        if diag is not None and diag.message_hint:
+            message += f" ({diag.message_hint})"
+        errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        if logger.isEnabledFor(logging.DEBUG):
+            errors.print_exception()
+        sys.exit(1)
 
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        if isinstance(error, USER_ERRORS):
-            message = str(error).strip()
-            diag = getattr(error, "diag", None)
-            if diag is not None and diag.message_hint:
-                message += f" ({diag.message_hint})"
-            errors.print(f"[red]error:[/red] {message}", highlight=False)
-            if logger.isEnabledFor(logging.DEBUG):
-                errors.print_exception()
-            sys.exit(1)
-        raise
+
+if __name__ == "__main__":
+    main()
