@@ -2,12 +2,13 @@
 -- Applied by the Alembic migrations; every function reads the active model only.
 
 CREATE OR REPLACE FUNCTION reco.active_model(
-    OUT version integer, OUT dimensions integer, OUT parameters jsonb
+    OUT version integer, OUT dimensions integer, OUT parameters jsonb,
+    OUT created_at timestamptz
 )
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    SELECT m.version, m.dimensions, m.parameters
-      INTO version, dimensions, parameters
+    SELECT m.version, m.dimensions, m.parameters, m.created_at
+      INTO version, dimensions, parameters, created_at
       FROM reco.models AS m
      WHERE m.is_active;
     IF NOT FOUND THEN
@@ -212,13 +213,21 @@ DECLARE
     model record := reco.active_model();
     query vector;
 BEGIN
-    SELECT u.embedding INTO query
-      FROM reco.user_embeddings AS u
-     WHERE u.model_version = model.version
-       AND u.user_id = recommend.user_id;
-    IF query IS NULL THEN
-        -- Users who arrived after training: their live history.
+    IF EXISTS (SELECT 1 FROM reco.events AS ev
+                WHERE ev.user_id = recommend.user_id
+                  AND ev.occurred_at > model.created_at) THEN
+        -- Events since training: the live history, weighted as in training,
+        -- so what the user just did counts now, not after the next retrain.
         query := reco.user_history_vector(recommend.user_id);
+    ELSE
+        SELECT u.embedding INTO query
+          FROM reco.user_embeddings AS u
+         WHERE u.model_version = model.version
+           AND u.user_id = recommend.user_id;
+        IF query IS NULL THEN
+            -- Users who arrived after training with back-dated events.
+            query := reco.user_history_vector(recommend.user_id);
+        END IF;
     END IF;
     IF query IS NULL THEN
         -- No history at all: what is popular, never nothing.

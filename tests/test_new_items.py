@@ -3,8 +3,10 @@
 import threading
 
 import numpy as np
+import psycopg
 import pytest
 import synthetic
+from conftest import drop_database, new_database
 
 from reco import registry
 from reco.database import connect
@@ -23,14 +25,33 @@ from reco.training_run import run_training
 HELD_OUT = [f"m{i}" for i in range(0, 100, 5)]  # 20 westerns, kept out of training
 
 
-@pytest.fixture
-def trained(conn):
+@pytest.fixture(scope="module")
+def trained_template(server_url, template_url):
+    """A database with a trained model, trained once and cloned per test."""
+    url = new_database(server_url)
     items = synthetic.catalog(300)
-    load_items(conn, items)
-    load_events(conn, synthetic.events(items, n_users=60))
-    conn.commit()
-    run_training(conn, synthetic.small_config(epochs=6), exclude_items=HELD_OUT)
-    return conn
+    with connect(url) as conn:
+        load_items(conn, items)
+        load_events(conn, synthetic.events(items, n_users=100))
+        conn.commit()
+        config = synthetic.small_config(epochs=10, encoder_epochs=4)
+        run_training(conn, config, exclude_items=HELD_OUT)
+    yield url
+    drop_database(server_url, url)
+
+
+@pytest.fixture
+def trained_url(server_url, trained_template):
+    name = psycopg.conninfo.conninfo_to_dict(trained_template)["dbname"]
+    url = new_database(server_url, name)
+    yield url
+    drop_database(server_url, url)
+
+
+@pytest.fixture
+def trained(trained_url):
+    with connect(trained_url) as conn:
+        yield conn
 
 
 def _embedded(conn, ids):
@@ -130,7 +151,7 @@ def test_batch_skips_items_without_text_and_never_stores_nan(trained):
     assert nan_rows == 0
 
 
-def test_two_copies_at_once_neither_double_work_nor_deadlock(trained, db_url):
+def test_two_copies_at_once_neither_double_work_nor_deadlock(trained, trained_url):
     trained.execute(
         "INSERT INTO reco.items (item_id, title, body, category)"
         " SELECT 'bulk-' || n, 'horror story ' || n % 7 || ' (1980)',"
@@ -144,7 +165,7 @@ def test_two_copies_at_once_neither_double_work_nor_deadlock(trained, db_url):
 
     def worker():
         try:
-            with connect(db_url) as own:
+            with connect(trained_url) as own:
                 start.wait(timeout=60)
                 reports.append(embed_new_items(own, batch_size=16))
         except Exception as error:  # surfaced by the assertion below

@@ -145,6 +145,27 @@ def test_user_added_after_training_is_served_from_live_history(db):
     db.rollback()
 
 
+def test_new_events_change_recommendations_without_retraining(db):
+    before = db.execute(
+        "SELECT i.category FROM reco.recommend('u0', 10) AS r"
+        " JOIN reco.items AS i USING (item_id)"
+    ).fetchall()
+    assert sum(row[0] == "Western" for row in before) > 5  # u0 likes westerns
+    db.execute(
+        "INSERT INTO reco.events (user_id, item_id, kind, occurred_at)"
+        " SELECT 'u0', item_id, 'conversion', now() FROM reco.items"
+        " WHERE category = 'Comedy' ORDER BY item_id LIMIT 30"
+    )
+    after = db.execute(
+        "SELECT i.category FROM reco.recommend('u0', 10) AS r"
+        " JOIN reco.items AS i USING (item_id)"
+    ).fetchall()
+    comedies_before = sum(row[0] == "Comedy" for row in before)
+    comedies_after = sum(row[0] == "Comedy" for row in after)
+    assert comedies_after >= 5 and comedies_after >= comedies_before + 4
+    db.rollback()
+
+
 def test_similar_items_excludes_the_item_itself(db):
     rows = db.execute("SELECT * FROM reco.similar_items('m0', 10)").fetchall()
     assert len(rows) == 10 and "m0" not in _ids(rows)
