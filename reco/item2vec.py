@@ -284,3 +284,111 @@ def train_skipgram(
         centre_vectors = model.centre.weight.numpy().copy()
         context_vectors = model.context.weight.numpy().copy()
     return centre_vectors, context_vectors, losses
+
+
+@dataclass(frozen=True)
+class HistorySettings:
+    """Settings of the history fine-tuning that follows the skip-gram."""
+
+    epochs: int
+    cuts_per_user: int
+    targets: int
+    max_history: int
+    half_life: float | None
+    batch_size: int
+    learning_rate: float
+
+
+def _padded_histories(
+    users: np.ndarray, items: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows sorted by user then time into [users, longest] item and weight arrays."""
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    lengths = np.diff(np.r_[starts, len(users)])
+    position = np.arange(len(users)) - np.repeat(starts, lengths)
+    row = np.repeat(np.arange(len(starts)), lengths)
+    padded_items = np.zeros((len(starts), lengths.max()), dtype=np.int64)
+    padded_weights = np.zeros((len(starts), lengths.max()), dtype=np.float32)
+    padded_items[row, position] = items
+    padded_weights[row, position] = weights
+    return padded_items, padded_weights, lengths
+
+
+def finetune_on_histories(
+    centre_vectors: np.ndarray,
+    context_vectors: np.ndarray,
+    users: np.ndarray,
+    items: np.ndarray,
+    event_weights: np.ndarray,
+    settings: HistorySettings,
+    rng: np.random.Generator,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+    """Refine the skip-gram vectors so a history's mean predicts what comes next.
+
+    Each sample cuts a user's time-ordered history at a random point; the user
+    vector is the weighted mean of the centre vectors before the cut (weights by
+    event kind and recency, exactly as served), and the next ``targets`` items
+    must win a softmax over all items against context vectors plus an item bias.
+    Skip-gram learns which items go together; this step learns which come next.
+
+    Returns centre vectors, context vectors, item biases and losses.
+    """
+    histories, weights, lengths = _padded_histories(users, items, event_weights)
+    eligible = np.flatnonzero(lengths >= 2)
+    centre = nn.Parameter(torch.as_tensor(centre_vectors).clone())
+    context = nn.Parameter(torch.as_tensor(context_vectors).clone())
+    counts = np.bincount(items, minlength=len(context_vectors)).astype(np.float64)
+    bias = nn.Parameter(torch.as_tensor(np.log(counts + 1.0), dtype=torch.float32))
+    optimiser = torch.optim.Adam([centre, context, bias], lr=settings.learning_rate)
+    histories_t = torch.as_tensor(histories)
+    weights_t = torch.as_tensor(weights)
+    back = torch.arange(settings.max_history, 0, -1)  # offsets before the cut
+    ahead = torch.arange(settings.targets)
+    losses = []
+
+    for epoch in range(settings.epochs):
+        samples = np.repeat(eligible, settings.cuts_per_user)
+        samples = samples[rng.permutation(len(samples))]
+        cuts = 1 + (rng.random(len(samples)) * (lengths[samples] - 1)).astype(np.int64)
+        total = 0.0
+        for start in range(0, len(samples), settings.batch_size):
+            user = torch.as_tensor(samples[start : start + settings.batch_size])
+            cut = torch.as_tensor(cuts[start : start + settings.batch_size])
+            length = torch.as_tensor(lengths)[user]
+
+            before = cut[:, None] - back[None, :]
+            valid = before >= 0
+            before = before.clamp(min=0)
+            weight = weights_t[user[:, None], before] * valid
+            if settings.half_life:
+                steps_back = (back - 1).to(torch.float32)
+                weight = weight * 0.5 ** (steps_back / settings.half_life)
+            history = centre[histories_t[user[:, None], before]]
+            query = (history * weight[..., None]).sum(1)
+            query = query / weight.sum(1, keepdim=True).clamp(min=1e-12)
+
+            after = cut[:, None] + ahead[None, :]
+            target_valid = after < length[:, None]
+            target = histories_t[user[:, None], after.clamp(max=histories.shape[1] - 1)]
+            logits = query @ context.T + bias
+            log_probabilities = F.log_softmax(logits, dim=1)
+            picked = log_probabilities.gather(1, target) * target_valid
+            loss = -picked.sum() / target_valid.sum().clamp(min=1)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(user)
+        mean = total / max(len(samples), 1)
+        losses.append({"step": "history", "epoch": epoch + 1, "loss": mean})
+        logger.info("history epoch %s loss %.4f", epoch + 1, mean)
+        if progress is not None:
+            progress("history", epoch + 1, settings.epochs)
+
+    with torch.no_grad():
+        return (
+            centre.detach().numpy().copy(),
+            context.detach().numpy().copy(),
+            bias.detach().numpy().copy(),
+            losses,
+        )

@@ -16,21 +16,24 @@ from reco.dataset import Catalog, Interactions
 from reco.encoder import (
     EncoderSettings,
     ItemEncoder,
+    UserHistories,
     append_zero,
     mips_to_cosine,
     train_encoder,
 )
 from reco.item2vec import (
     CategorySampler,
+    HistorySettings,
     SkipGramPairs,
     SkipGramSettings,
+    finetune_on_histories,
     global_context_pairs,
     train_skipgram,
     window_pairs,
 )
-from reco.sessions import Sessions, build_sessions
+from reco.sessions import Sessions, build_sessions, time_order
 from reco.text import Vocabulary, tokenize
-from reco.user_vectors import user_vectors
+from reco.user_vectors import history_weights, steps_back_in_groups, user_vectors
 
 logger = logging.getLogger("reco")
 
@@ -74,8 +77,8 @@ class TrainConfig:
     dwell_kinds: tuple[str, ...] | None = None
     event_weights: dict[str, float] = field(default_factory=_default_event_weights)
     conversion_kinds: tuple[str, ...] = ("conversion", "purchase", "booking", "apply")
-    context: str = "session"
-    window: int = 5
+    context: str = "user"
+    window: int = 20
     forward_only: bool = False
     global_context: bool = True
     global_context_weight: float = 1.0
@@ -88,27 +91,35 @@ class TrainConfig:
     learning_rate: float = 0.01
     negatives: int = 5
     shared_negatives: int = 256
-    loss: str = "sgns"
+    loss: str = "softmax"
     l2: float = 0.0
     min_item_pairs: int = 1
     mips_transform: bool = True
-    user_half_life: float | None = 20.0
+    user_half_life: float | None = 10.0
     user_value_power: float = 0.0
     user_max_history: int | None = 200
     max_tokens: int = 48
     min_token_items: int = 2
-    token_dimensions: int = 48
-    channels: int = 96
+    token_dimensions: int = 32
+    channels: int = 64
     kernel_size: int = 3
     encoder_dropout: float = 0.1
-    encoder_epochs: int = 5
-    encoder_pairs_per_epoch: int = 65536
+    encoder_epochs: int = 3
+    encoder_pairs_per_epoch: int = 16384
     encoder_batch_size: int = 512
     encoder_learning_rate: float = 0.003
-    distill_weight: float = 1.0
-    pair_weight: float = 1.0
-    siamese_weight: float = 0.5
+    distill_weight: float = 0.1
+    pair_weight: float = 0.0
+    siamese_weight: float = 0.1
     temperature: float = 1.0
+    user_weight: float = 1.0
+    user_holdout: float = 0.2
+    user_negatives: int = 512
+    history_epochs: int = 0
+    history_cuts_per_user: int = 8
+    history_targets: int = 10
+    history_batch_size: int = 128
+    history_learning_rate: float = 0.003
     seed: int = 0
     threads: int | None = None
 
@@ -143,8 +154,8 @@ def _validate(config: TrainConfig) -> None:
         raise TrainingError(f"context {config.context!r}: use 'session' or 'user'")
     if config.loss not in ("sgns", "softmax"):
         raise TrainingError(f"loss {config.loss!r}: use 'sgns' or 'softmax'")
-    if config.dimensions < 3:
-        raise TrainingError(f"dimensions {config.dimensions}: use at least 3")
+    if config.dimensions < 4:
+        raise TrainingError(f"dimensions {config.dimensions}: use at least 4")
 
 
 def _slices(sessions: Sessions, repeat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -229,6 +240,32 @@ def _category_lists(catalog: Catalog, behaviour_items: np.ndarray) -> list[list[
     return lists
 
 
+def _histories(
+    events: Interactions,
+    config: TrainConfig,
+    item_number: dict[str, int],
+    renumber: np.ndarray,
+    has_text: np.ndarray | None,
+) -> UserHistories:
+    """Events (of items with text, if given), weighted as in the user vectors."""
+    order = time_order(events)
+    items = np.array([item_number[str(i)] for i in events.item_ids[order]])
+    if has_text is not None:
+        order, items = order[has_text[items]], items[has_text[items]]
+    users = events.user_ids[order].astype(str)
+    weights = history_weights(
+        events.kinds[order],
+        events.values[order],
+        steps_back_in_groups(users),
+        config.event_weights,
+        # Fine-tuning applies recency from each cut point itself.
+        config.user_half_life if has_text is not None else None,
+        config.user_value_power,
+    )
+    _, user_numbers = np.unique(users, return_inverse=True)
+    return UserHistories(user_numbers, renumber[items], weights)
+
+
 def train(
     events: Interactions,
     catalog: Catalog,
@@ -292,7 +329,7 @@ def _train(
         pairs,
         item_counts,
         SkipGramSettings(
-            config.dimensions - 1 if config.mips_transform else config.dimensions,
+            config.dimensions - 1 - int(config.mips_transform),
             config.epochs,
             config.batch_size,
             config.learning_rate,
@@ -306,6 +343,33 @@ def _train(
         rng,
         progress,
     )
+    biases = np.zeros(len(behaviour_items), dtype=np.float32)
+    if config.history_epochs:
+        histories = _histories(
+            events, config, item_number, np.arange(len(behaviour_items)), None
+        )
+        centre_vectors, context_vectors, biases, history_losses = finetune_on_histories(
+            centre_vectors,
+            context_vectors,
+            histories.users,
+            histories.items,
+            histories.weights,
+            HistorySettings(
+                config.history_epochs,
+                config.history_cuts_per_user,
+                config.history_targets,
+                config.user_max_history or 200,
+                config.user_half_life,
+                config.history_batch_size,
+                config.history_learning_rate,
+            ),
+            rng,
+            progress,
+        )
+        losses += history_losses
+    # The constant 1 of every query vector meets the item bias in the dot product.
+    centre_vectors = np.c_[centre_vectors, np.ones(len(centre_vectors), np.float32)]
+    context_vectors = np.c_[context_vectors, biases]
     pair_counts = item_counts + np.bincount(
         pairs.centres, minlength=len(behaviour_items)
     )
@@ -342,9 +406,13 @@ def _train(
             config.pair_weight,
             config.siamese_weight,
             config.temperature,
+            config.user_weight,
+            user_holdout=config.user_holdout,
+            user_negatives=config.user_negatives,
         ),
         rng,
         progress,
+        _histories(events, config, item_number, renumber, has_text),
     )
     max_norm = None
     if config.mips_transform:

@@ -235,3 +235,14 @@ def test_behaviour_groups_genres_together(trained):
     same = (ids[:, None] % 4) == (ids[None, :] % 4)
     off_diagonal = ~np.eye(len(ids), dtype=bool)
     assert similarity[same & off_diagonal].mean() > similarity[~same].mean()
+
+
+def test_history_finetuning_keeps_the_contract():
+    events, catalog = _synthetic()
+    model = train(events, catalog, _small_config(history_epochs=1, user_weight=0.0))
+    assert np.isfinite(model.item_vectors).all()
+    assert np.isfinite(model.user_vectors).all()
+    assert [entry["step"] for entry in model.losses].count("history") == 1
+    # the query vectors end in the constant 1 (meeting the item bias) and the 0
+    # that pairs them with the cosine transform of the item vectors
+    assert np.allclose(model.query_vectors[:, -2:], [1.0, 0.0])
