@@ -232,6 +232,9 @@ def train(
         int | None, typer.Option(help="Embedding size (default: the model's).")
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Skip-gram epochs.")] = None,
+    encoder_epochs: Annotated[
+        int | None, typer.Option(help="Text encoder epochs.")
+    ] = None,
     session_gap: Annotated[
         float | None, typer.Option(help="Minutes of inactivity that end a session.")
     ] = None,
@@ -256,6 +259,7 @@ def train(
     overrides = {
         "dimensions": dimensions,
         "epochs": epochs,
+        "encoder_epochs": encoder_epochs,
         "session_gap_minutes": session_gap,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})

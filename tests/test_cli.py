@@ -132,14 +132,17 @@ def test_train_from_the_command_line(db_url, tmp_path):
     events.write_text(
         "user_id,item_id,kind,occurred_at\n"
         + "".join(
-            f"u{u},i{(u % 5) + 5 * ((u * 7 + e) % 12)},view,{1_600_000_000 + u * 9000 + e * 60}\n"
+            f"u{u},i{(u % 5) + 5 * ((u * 7 + e) % 12)},view,"
+            f"{1_600_000_000 + u * 9000 + e * 60}\n"
             for u in range(30)
             for e in range(8)
         )
     )
     assert reco_db(db_url, "load", "items", str(items)).returncode == 0
     assert reco_db(db_url, "load", "events", str(events)).returncode == 0
-    result = reco_db(db_url, "train", "--epochs", "1", "--dimensions", "8")
+    result = reco_db(
+        db_url, "train", "--epochs", "1", "--encoder-epochs", "1", "--dimensions", "8"
+    )
     assert result.returncode == 0, result.stderr
     assert "model 1 active" in result.stdout
     result = reco_db(db_url, "recommend", "u3", "-k", "2")
