@@ -102,6 +102,20 @@ def drop_database(server_url: str, url: str) -> None:
     )
 
 
+def trained_database(server_url, items, events, config, exclude_items=()) -> str:
+    """A new database holding ``items`` and ``events`` and a model trained on them."""
+    from reco.loading import load_events, load_items
+    from reco.training_run import run_training
+
+    url = new_database(server_url)
+    with database.connect(url) as connection:
+        load_items(connection, items)
+        load_events(connection, events)
+        connection.commit()
+        run_training(connection, config, exclude_items=exclude_items)
+    return url
+
+
 @pytest.fixture
 def db_url(server_url: str, template_url: str) -> Iterator[str]:
     """A fresh, migrated, empty database for one test; dropped afterwards."""

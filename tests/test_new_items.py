@@ -6,12 +6,11 @@ import numpy as np
 import psycopg
 import pytest
 import synthetic
-from conftest import drop_database, new_database
+from conftest import drop_database, new_database, trained_database
 
 from reco import registry
 from reco.database import connect
 from reco.embedder import ContentEncoder
-from reco.loading import load_events, load_items
 from reco.new_items import (
     ItemTextError,
     NewItem,
@@ -20,7 +19,6 @@ from reco.new_items import (
     pending_count,
 )
 from reco.registry import NoActiveModelError
-from reco.training_run import run_training
 
 HELD_OUT = [f"m{i}" for i in range(0, 100, 5)]  # 20 westerns, kept out of training
 
@@ -28,14 +26,14 @@ HELD_OUT = [f"m{i}" for i in range(0, 100, 5)]  # 20 westerns, kept out of train
 @pytest.fixture(scope="module")
 def trained_template(server_url, template_url):
     """A database with a trained model, trained once and cloned per test."""
-    url = new_database(server_url)
     items = synthetic.catalog(300)
-    with connect(url) as conn:
-        load_items(conn, items)
-        load_events(conn, synthetic.events(items, n_users=100))
-        conn.commit()
-        config = synthetic.small_config(epochs=10, encoder_epochs=4)
-        run_training(conn, config, exclude_items=HELD_OUT)
+    url = trained_database(
+        server_url,
+        items,
+        synthetic.events(items, n_users=100),
+        synthetic.small_config(epochs=10, encoder_epochs=4),
+        exclude_items=HELD_OUT,
+    )
     yield url
     drop_database(server_url, url)
 

@@ -4,41 +4,45 @@ import numpy as np
 import psycopg
 import pytest
 import synthetic
-from conftest import drop_database, new_database
+from conftest import drop_database, trained_database
 from psycopg import sql
 
 from reco import registry
 from reco.database import connect
 from reco.dataset import Interactions
-from reco.loading import load_events, load_items
-from reco.training_run import run_training
 
 N_ITEMS = 1000
+
+
+def concatenate(first: Interactions, second: Interactions) -> Interactions:
+    return Interactions(
+        *(
+            np.concatenate([a, b])
+            for a, b in zip(vars(first).values(), vars(second).values(), strict=True)
+        )
+    )
 
 
 @pytest.fixture(scope="module")
 def served(server_url, template_url):
     """A trained model over 1000 items; tests here only read it."""
-    url = new_database(server_url)
     items = synthetic.catalog(N_ITEMS)
-    with connect(url) as conn:
-        load_items(conn, items)
-        events = synthetic.events(items, n_users=100)
-        load_events(conn, events)
-        # One heavy user who has seen 800 of the 900 warm items.
-        seen = items.item_ids[synthetic.warm_items(items)[:800]]
-        load_events(
-            conn,
-            Interactions(
-                np.full(len(seen), "heavy", dtype=object),
-                seen,
-                np.full(len(seen), "interaction", dtype=object),
-                1_700_000_000.0 + np.arange(len(seen)),
-                np.full(len(seen), np.nan, dtype=np.float32),
-            ),
-        )
-        conn.commit()
-        run_training(conn, synthetic.small_config(epochs=10, encoder_epochs=4))
+    # One heavy user who has seen 800 of the 900 warm items.
+    seen = items.item_ids[synthetic.warm_items(items)[:800]]
+    heavy = Interactions(
+        np.full(len(seen), "heavy", dtype=object),
+        seen,
+        np.full(len(seen), "interaction", dtype=object),
+        1_700_000_000.0 + np.arange(len(seen)),
+        np.full(len(seen), np.nan, dtype=np.float32),
+    )
+    events = synthetic.events(items, n_users=100)
+    url = trained_database(
+        server_url,
+        items,
+        concatenate(events, heavy),
+        synthetic.small_config(epochs=10, encoder_epochs=4),
+    )
     yield url
     drop_database(server_url, url)
 
@@ -95,7 +99,8 @@ def test_exactly_k_when_the_index_scan_gives_up_early(db):
 
 def test_category_filter_still_returns_k(db):
     rows = db.execute(
-        "SELECT r.item_id, i.category FROM reco.recommend('u1', 25, true, 'Horror') AS r"
+        "SELECT r.item_id, i.category"
+        " FROM reco.recommend('u1', 25, true, 'Horror') AS r"
         " JOIN reco.items AS i USING (item_id)"
     ).fetchall()
     assert len(rows) == 25
@@ -185,7 +190,8 @@ def test_similar_items_of_unknown_item_says_so(db):
 def test_recommend_for_session(db):
     session = ["m1", "m6", "m11"]  # musicals (genre = number % 5)
     rows = db.execute(
-        "SELECT r.item_id, i.category FROM reco.recommend_for_session(%s::text[], 10) AS r"
+        "SELECT r.item_id, i.category"
+        " FROM reco.recommend_for_session(%s::text[], 10) AS r"
         " JOIN reco.items AS i USING (item_id)",
         (session,),
     ).fetchall()
