@@ -147,3 +147,25 @@ def test_train_from_the_command_line(db_url, tmp_path):
     assert "model 1 active" in result.stdout
     result = reco_db(db_url, "recommend", "u3", "-k", "2")
     assert result.returncode == 0 and "story" in result.stdout
+
+
+def test_serving_and_cold_start_never_import_torch(trained_url):
+    """Inference needs onnxruntime only: embed-new-items runs without torch."""
+    code = (
+        "import sys\n"
+        "sys.argv = ['reco-db', 'embed-new-items']\n"
+        "import reco, reco.new_items, reco.embedder\n"
+        "from reco.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as done:\n"
+        "    assert not done.code, done.code\n"
+        "print('torch imported:', 'torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "DATABASE_URL": trained_url}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "embedded 2 items" in result.stdout
+    assert "torch imported: False" in result.stdout
