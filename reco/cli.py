@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Annotated
 
+import alembic.util
 import psycopg
+import sqlalchemy.exc
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -55,6 +58,8 @@ USER_ERRORS = (
     RuntimeError,
     OSError,
     psycopg.Error,
+    sqlalchemy.exc.SQLAlchemyError,
+    alembic.util.CommandError,
 )
 
 
@@ -83,9 +88,21 @@ def configure(
 
 @contextmanager
 def connection():
-    """A connection to the configured database, at the head revision."""
+    """A connection to the configured database, at the head revision.
+
+    A database without the reco schema gets it; one at another revision is
+    left alone (it was downgraded on purpose, or needs a deliberate upgrade).
+    """
     url = database.database_url()
-    migrations.upgrade(url)
+    current = migrations.current_revision(url)
+    if current is None:
+        logger.info("creating the reco schema")
+        migrations.upgrade(url)
+    elif current != migrations.head_revision():
+        raise CommandError(
+            f"the reco schema is at revision {current}, this reco-db needs "
+            f"{migrations.head_revision()}: run `reco-db db upgrade`"
+        )
     with database.connect(url) as conn:
         yield conn
 
@@ -133,12 +150,21 @@ def db_upgrade(
 @db_app.command("downgrade")
 def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, or base.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do not ask before dropping data.")
+    ] = False,
 ) -> None:
     """Revert the schema; `base` drops the reco schema and all its data.
 
-    Example: reco-db db downgrade base
+    Example: reco-db db downgrade base --yes
     """
     url = database.database_url()
+    if revision == "base" and not yes:
+        typer.confirm(
+            f"drop the reco schema with all items, events and models in "
+            f"{database._redacted(url)}?",
+            abort=True,
+        )
     migrations.downgrade(url, revision)
     console.print(f"schema at revision {migrations.current_revision(url)}")
 
@@ -279,10 +305,14 @@ def train(
 
 @app.command("embed-new-items")
 def embed_new_items(
-    batch_size: Annotated[int, typer.Option(help="Items per transaction.")] = 256,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Items per transaction.")
+    ] = 256,
     watch: Annotated[
         float | None,
-        typer.Option(help="Keep running, checking for new items every N seconds."),
+        typer.Option(
+            min=0.1, help="Keep running, checking for new items every N seconds."
+        ),
     ] = None,
 ) -> None:
     """Embed every item that has no vector yet, with the active ONNX encoder.
@@ -293,8 +323,6 @@ def embed_new_items(
 
     from reco import new_items
 
-    if batch_size < 1:
-        raise CommandError(f"--batch-size {batch_size} must be at least 1")
     with connection() as conn:
         while True:
             waiting = new_items.pending_count(conn)
@@ -361,7 +389,9 @@ def _titled(conn: psycopg.Connection, query: str, params: tuple) -> list[tuple]:
 @app.command()
 def recommend(
     user_id: Annotated[str, typer.Argument(help="The application's user id.")],
-    k: Annotated[int, typer.Option("-k", help="Number of items.")] = 10,
+    k: Annotated[
+        int, typer.Option("-k", min=1, max=10_000, help="Number of items.")
+    ] = 10,
     include_seen: Annotated[
         bool, typer.Option(help="Also recommend items the user already has.")
     ] = False,
@@ -385,7 +415,9 @@ def recommend(
 @app.command()
 def similar(
     item_id: Annotated[str, typer.Argument(help="The application's item id.")],
-    k: Annotated[int, typer.Option("-k", help="Number of items.")] = 10,
+    k: Annotated[
+        int, typer.Option("-k", min=1, max=10_000, help="Number of items.")
+    ] = 10,
 ) -> None:
     """Print the items nearest to an item, with titles and scores.
 
@@ -402,7 +434,9 @@ def similar(
 @app.command()
 def session(
     item_ids: Annotated[list[str], typer.Argument(help="Items viewed, oldest first.")],
-    k: Annotated[int, typer.Option("-k", help="Number of items.")] = 10,
+    k: Annotated[
+        int, typer.Option("-k", min=1, max=10_000, help="Number of items.")
+    ] = 10,
 ) -> None:
     """Print recommendations for an anonymous session of viewed items.
 
@@ -465,10 +499,17 @@ def activate(
     Example: reco-db activate 3
     """
     from reco import registry
+    from reco.new_items import pending_count
 
     with connection() as conn:
         registry.activate(conn, version)
+        waiting = pending_count(conn)
     console.print(f"model {version} is now active")
+    if waiting:
+        console.print(
+            f"{waiting} items have no vector in model {version}: "
+            "run `reco-db embed-new-items`"
+        )
 
 
 # -- evaluation and demo ---------------------------------------------------------
@@ -518,15 +559,30 @@ def demo(
     demo_job.run(path, console, StepProgress)
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    # docker stop and systemd send SIGTERM: unwind like Ctrl-C, so a training
+    # run is marked failed and cleaned up instead of left "training".
+    raise KeyboardInterrupt
+
+
+def _message(error: BaseException) -> str:
+    """One line: PostgreSQL's primary message and hint, without PL/pgSQL context."""
+    if isinstance(error, sqlalchemy.exc.DBAPIError) and error.orig is not None:
+        error = error.orig
+    diag = getattr(error, "diag", None)
+    if diag is not None and diag.message_primary:
+        hint = f" ({diag.message_hint})" if diag.message_hint else ""
+        return diag.message_primary + hint
+    return str(error).strip() or repr(error)
+
+
 def main() -> None:
     """Entry point: run the app, turning known errors into one clear line."""
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         app()
     except USER_ERRORS as error:
-        message = str(error).strip()
-        diag = getattr(error, "diag", None)
-        if diag is not None and diag.message_hint:
-            message += f" ({diag.message_hint})"
+        message = _message(error)
         errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
         if logger.isEnabledFor(logging.DEBUG):
             errors.print_exception()

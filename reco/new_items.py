@@ -28,6 +28,10 @@ class ItemTextError(ValueError):
     """An item has no text the encoder can read."""
 
 
+class ItemExistsError(ValueError):
+    """``add_items`` was given an id that is already in reco.items."""
+
+
 @dataclass
 class NewItem:
     """An item as the application describes it."""
@@ -90,18 +94,31 @@ def add_items(conn: psycopg.Connection, items: Sequence[NewItem]) -> int:
     if not items:
         return 0
     version = registry.active(conn).version
-    ids = [str(item.item_id) for item in items]
+    ids = [str(item.item_id).strip() for item in items]
+    if "" in ids:
+        raise ValueError("an item id is empty: give every new item an id")
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
-        raise ValueError(f"item ids given twice: {sorted(duplicates)[:5]}")
+        raise ValueError(f"item ids given twice: {', '.join(sorted(duplicates)[:5])}")
     with conn.transaction():
+        existing = [
+            row[0]
+            for row in conn.execute(
+                "SELECT item_id FROM reco.items WHERE item_id = ANY(%s) ORDER BY 1",
+                (ids,),
+            )
+        ]
+        if existing:
+            # Replacing an item here would drop its learned vector: updates go
+            # through `reco-db load items`, which keeps what behaviour taught.
+            raise ItemExistsError(
+                f"item {existing[0]} already exists ({len(existing)} of the given "
+                "ids do): update items with `reco-db load items FILE` instead"
+            )
         with conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO reco.items (item_id, title, body, category, available)"
-                " VALUES (%s, %s, %s, %s, %s)"
-                " ON CONFLICT (item_id) DO UPDATE SET title = EXCLUDED.title,"
-                " body = EXCLUDED.body, category = EXCLUDED.category,"
-                " available = EXCLUDED.available",
+                " VALUES (%s, %s, %s, %s, %s)",
                 [
                     (
                         i,
@@ -113,12 +130,6 @@ def add_items(conn: psycopg.Connection, items: Sequence[NewItem]) -> int:
                     for i, item in zip(ids, items, strict=True)
                 ],
             )
-        # An updated item gets a fresh vector from its new text.
-        conn.execute(
-            "DELETE FROM reco.item_embeddings"
-            " WHERE model_version = %s AND item_id = ANY(%s)",
-            (version, ids),
-        )
         written, skipped = _embed_rows(
             conn,
             version,

@@ -99,6 +99,30 @@ def read_catalog(
     return Catalog(*(np.asarray(c, dtype=object) for c in columns))
 
 
+class TrainingConfigError(ValueError):
+    """A training setting out of its range."""
+
+
+def validate(config: TrainConfig) -> None:
+    """Refuse settings that cannot train, before a run is registered."""
+    checks = {
+        "dimensions": (config.dimensions, 4),
+        "epochs": (config.epochs, 1),
+        "encoder_epochs": (config.encoder_epochs, 1),
+    }
+    for name, (value, least) in checks.items():
+        if value < least:
+            flag = name.replace("_", "-")
+            raise TrainingConfigError(
+                f"{name} {value} is too small: use --{flag} {least} or more"
+            )
+    if config.session_gap_minutes <= 0:
+        raise TrainingConfigError(
+            f"session gap {config.session_gap_minutes} minutes must be positive: "
+            "use --session-gap 30"
+        )
+
+
 def run_training(
     conn: psycopg.Connection,
     config: TrainConfig | None = None,
@@ -107,6 +131,7 @@ def run_training(
 ) -> TrainingSummary:
     """Train on the database's events and make the result the active model."""
     config = config or TrainConfig()
+    validate(config)
     started = time.perf_counter()
     exclude_items = sorted({str(i) for i in exclude_items})
     events = read_events(conn, exclude_items)
@@ -128,8 +153,14 @@ def run_training(
         with conn.transaction():
             embeddings.drop_model(conn, version)
             registry.set_status(conn, version, "failed")
+        serving = conn.execute(
+            "SELECT version FROM reco.models WHERE is_active"
+        ).fetchone()
+        conn.commit()
         logger.warning(
-            "training run %d failed; the previous model still serves", version
+            "training run %d failed; %s",
+            version,
+            f"model {serving[0]} still serves" if serving else "no model is active",
         )
         raise
     registry.activate(conn, version)
@@ -149,8 +180,12 @@ def _train_and_write(
     model = train(events, catalog, config, progress=progress)
     dimensions = model.item_vectors.shape[1]
 
-    path = model_dir() / f"encoder-v{version}.onnx"
-    exported = export_and_check(model.encoder, model.vocabulary, catalog, path)
+    # Several databases (demo, evaluation, yours) share the folder and reuse
+    # version numbers: the file name carries the content hash as well.
+    staging = model_dir() / f".encoder-v{version}-{os.getpid()}.onnx"
+    exported = export_and_check(model.encoder, model.vocabulary, catalog, staging)
+    path = model_dir() / f"encoder-v{version}-{exported.sha256[:12]}.onnx"
+    staging.replace(path)
 
     with conn.transaction():
         conn.execute(

@@ -20,6 +20,30 @@ END
 $$;
 
 
+CREATE OR REPLACE FUNCTION reco.check_k(k integer)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF k IS NULL OR k < 1 THEN
+        RAISE EXCEPTION 'k must be a positive number of items, got %',
+                        coalesce(k::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN k;
+END
+$$;
+
+
+-- An item is in category `wanted` when its category is that name or lists it
+-- among parts separated by | , ; or / (as the text model reads it), any case.
+CREATE OR REPLACE FUNCTION reco.in_category(item_category text, wanted text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT lower(btrim(wanted)) = ANY (
+        regexp_split_to_array(lower(btrim(item_category)), '\s*[|,;/]\s*'))
+$$;
+
+
 -- The nearest-neighbour query behind every recommendation. It is built as text
 -- because each model version has its own dimension and its own partial HNSW
 -- index on (embedding::vector(d)) WHERE model_version = v: the planner uses that
@@ -44,8 +68,7 @@ LANGUAGE sql IMMUTABLE AS $$
                    AND ($3::text IS NULL OR NOT EXISTS (
                         SELECT 1 FROM reco.events AS seen
                          WHERE seen.user_id = $3 AND seen.item_id = e.item_id))
-                   AND ($4::text IS NULL OR i.category = $4
-                        OR $4 = ANY (string_to_array(i.category, '|')))
+                   AND ($4::text IS NULL OR reco.in_category(i.category, $4))
                    AND ($5::text[] IS NULL OR e.item_id = ANY ($5))
                  ORDER BY %4$s
                  LIMIT %3$s) AS nearest
@@ -83,10 +106,10 @@ DECLARE
     ids text[];
     scores double precision[];
 BEGIN
-    IF k IS NULL OR k < 1 THEN
-        RAISE EXCEPTION 'k must be a positive number of items, got %', k
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM reco.check_k(k);
+    -- NULLs in id arrays would make every `<> ALL` comparison NULL.
+    exclude_items := array_remove(coalesce(exclude_items, '{}'), NULL);
+    candidates := array_remove(candidates, NULL);
     IF query IS NULL THEN
         RETURN;
     END IF;
@@ -94,7 +117,7 @@ BEGIN
             || reco.nearest_items_sql(model.version, model.dimensions, k)
             || ') AS n'
        INTO ids, scores
-      USING query, coalesce(exclude_items, '{}'), exclude_user, category,
+      USING query, exclude_items, exclude_user, category,
             candidates;
     -- The index scan gives up after hnsw.max_scan_tuples; when filters or a
     -- long history leave fewer than k rows, finish with an exact scan.
@@ -103,7 +126,7 @@ BEGIN
                 || reco.nearest_items_sql(model.version, model.dimensions, k, true)
                 || ') AS n'
            INTO ids, scores
-          USING query, coalesce(exclude_items, '{}'), exclude_user, category,
+          USING query, exclude_items, exclude_user, category,
                 candidates;
     END IF;
     RETURN QUERY
@@ -177,10 +200,13 @@ END
 $$;
 
 
+-- The fallback when there is no history to go on: items by distinct users.
 CREATE OR REPLACE FUNCTION reco.popular_items(
     k integer DEFAULT 10,
     category text DEFAULT NULL,
-    exclude_items text[] DEFAULT '{}'
+    exclude_items text[] DEFAULT '{}',
+    candidates text[] DEFAULT NULL,
+    exclude_user text DEFAULT NULL
 )
 RETURNS TABLE (item_id text, score double precision)
 LANGUAGE sql STABLE AS $$
@@ -190,13 +216,19 @@ LANGUAGE sql STABLE AS $$
       FROM reco.items AS i
       LEFT JOIN reco.events AS ev ON ev.item_id = i.item_id
      WHERE i.available
-       AND i.item_id <> ALL (coalesce(popular_items.exclude_items, '{}'))
+       AND i.item_id <> ALL (array_remove(
+               coalesce(popular_items.exclude_items, '{}'), NULL))
+       AND (popular_items.candidates IS NULL
+            OR i.item_id = ANY (popular_items.candidates))
        AND (popular_items.category IS NULL
-            OR i.category = popular_items.category
-            OR popular_items.category = ANY (string_to_array(i.category, '|')))
+            OR reco.in_category(i.category, popular_items.category))
+       AND (popular_items.exclude_user IS NULL OR NOT EXISTS (
+            SELECT 1 FROM reco.events AS seen
+             WHERE seen.user_id = popular_items.exclude_user
+               AND seen.item_id = i.item_id))
      GROUP BY i.item_id
      ORDER BY score DESC, i.item_id
-     LIMIT popular_items.k
+     LIMIT reco.check_k(popular_items.k)
 $$;
 
 
@@ -233,8 +265,9 @@ BEGIN
         -- No history at all: what is popular, never nothing.
         RETURN QUERY
             SELECT p.item_id, p.score
-              FROM reco.popular_items(k, category) AS p
-             WHERE candidates IS NULL OR p.item_id = ANY (candidates);
+              FROM reco.popular_items(
+                       k, category, '{}', candidates,
+                       CASE WHEN exclude_seen THEN recommend.user_id END) AS p;
         RETURN;
     END IF;
     RETURN QUERY
@@ -308,8 +341,10 @@ CREATE OR REPLACE FUNCTION reco.recommend_for_session(
 RETURNS TABLE (item_id text, score double precision)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    query vector := reco.history_vector(item_ids);
+    query vector;
 BEGIN
+    item_ids := array_remove(item_ids, NULL);
+    query := reco.history_vector(item_ids);
     IF query IS NULL THEN
         -- An empty session, or one of items without embeddings yet.
         RETURN QUERY SELECT * FROM reco.popular_items(k, category, item_ids);

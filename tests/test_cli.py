@@ -113,7 +113,10 @@ def test_errors_are_one_clear_line(db_url, tmp_path):
     assert result.returncode == 1 and "load data first" in result.stderr
 
     result = reco_db(db_url, "embed-new-items", "--batch-size", "0")
-    assert result.returncode == 1 and "--batch-size 0" in result.stderr
+    assert result.returncode == 2 and "--batch-size" in result.stderr
+
+    result = reco_db(db_url, "recommend", "u1", "-k", "0")
+    assert result.returncode == 2 and "-k" in result.stderr
 
     result = reco_db(db_url, "activate", "99")
     assert result.returncode == 1 and "model 99" in result.stderr

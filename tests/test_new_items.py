@@ -12,6 +12,7 @@ from reco import registry
 from reco.database import connect
 from reco.embedder import ContentEncoder
 from reco.new_items import (
+    ItemExistsError,
     ItemTextError,
     NewItem,
     add_items,
@@ -115,6 +116,19 @@ def test_add_items_inserts_and_embeds_in_one_transaction(trained):
     assert _embedded(trained, ["fresh-1"]) == {"fresh-1": 1}
     rows = trained.execute("SELECT * FROM reco.similar_items('fresh-1', 5)").fetchall()
     assert len(rows) == 5
+
+
+def test_add_items_refuses_existing_ids(trained):
+    before = trained.execute(
+        "SELECT source, embedding FROM reco.item_embeddings WHERE item_id = 'm1'"
+    ).fetchone()
+    with pytest.raises(ItemExistsError, match="item m1 already exists"):
+        add_items(trained, [NewItem("m1", "musical story 1 (1970)")])
+    trained.rollback()
+    after = trained.execute(
+        "SELECT source, embedding FROM reco.item_embeddings WHERE item_id = 'm1'"
+    ).fetchone()
+    assert after == before and before[0] == "behaviour"
 
 
 def test_add_items_with_no_usable_text_writes_nothing(trained):

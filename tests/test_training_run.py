@@ -1,14 +1,20 @@
 """`reco-db train` on a real database: one coherent model, switched atomically."""
 
 import numpy as np
+import psycopg
 import pytest
 import synthetic
 
 from reco import registry
+from reco.database import connect
 from reco.embeddings import index_name
 from reco.loading import load_events, load_items
-from reco.training import TrainingError
-from reco.training_run import NoTrainingDataError, _train_and_write, run_training
+from reco.training_run import (
+    NoTrainingDataError,
+    TrainingConfigError,
+    _train_and_write,
+    run_training,
+)
 
 
 @pytest.fixture
@@ -61,12 +67,21 @@ def test_excluded_items_get_no_vector_until_embedded(loaded):
     assert rows == []
 
 
-def test_failed_run_leaves_previous_model_serving(loaded):
+def test_failed_run_leaves_previous_model_serving(loaded, db_url):
     first = run_training(loaded, synthetic.small_config())
     before = loaded.execute("SELECT * FROM reco.recommend('u1', 5)").fetchall()
 
-    with pytest.raises(TrainingError):
-        run_training(loaded, synthetic.small_config(dimensions=2))
+    def delete_an_item_meanwhile(step, done, total):
+        # An app deletes an item while the model trains: writing its vector
+        # then violates the foreign key, half-way through the run.
+        if step == "behaviour" and done == 1:
+            with connect(db_url) as app:
+                app.execute("DELETE FROM reco.items WHERE item_id = 'm7'")
+
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        run_training(
+            loaded, synthetic.small_config(), progress=delete_an_item_meanwhile
+        )
     loaded.rollback()
 
     assert registry.active(loaded).version == first.version
@@ -97,6 +112,15 @@ def test_readers_see_the_old_model_until_the_switch(loaded):
 
     registry.activate(loaded, first.version)  # rollback is one call too
     assert loaded.execute("SELECT * FROM reco.recommend('u3', 10)").fetchall() == before
+
+
+@pytest.mark.parametrize(
+    "setting", [{"dimensions": 2}, {"epochs": 0}, {"session_gap_minutes": -5}]
+)
+def test_bad_settings_are_refused_before_a_run_is_registered(loaded, setting):
+    with pytest.raises(TrainingConfigError, match="use --"):
+        run_training(loaded, synthetic.small_config(**setting))
+    assert registry.all_models(loaded) == []
 
 
 def test_training_needs_data(conn):

@@ -20,11 +20,13 @@ FUNCTIONS = (
     "similar_items(text, integer, text)",
     "recommend(bigint, integer, boolean, text, text[])",
     "recommend(text, integer, boolean, text, text[])",
-    "popular_items(integer, text, text[])",
+    "popular_items(integer, text, text[], text[], text)",
     "user_history_vector(text)",
     "history_vector(text[], real[])",
     "nearest_items(vector, integer, text, text[], text, text[])",
     "nearest_items_sql(integer, integer, integer, boolean)",
+    "in_category(text, text)",
+    "check_k(integer)",
     "active_model()",
 )
 VIEWS = ("coverage", "model_runs", "item_neighbours", "user_recommendations")
