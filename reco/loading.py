@@ -9,14 +9,17 @@ autocommit connection the load is its own transaction and is committed on return
 
 from __future__ import annotations
 
+import codecs
 import csv
 import logging
 import math
+import re
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import psycopg
@@ -31,6 +34,25 @@ ITEM_COLUMNS = ("item_id", "title", "body", "category", "available")
 EVENT_COLUMNS = ("user_id", "item_id", "kind", "occurred_at", "value")
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
+# csv's default of 131072 characters is too small for article bodies.
+FIELD_LIMIT = 10 * 1024 * 1024
+# Events outside these years are typing or unit mistakes (milliseconds, mostly).
+_EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc).timestamp()
+_LATEST = datetime(2201, 1, 1, tzinfo=timezone.utc).timestamp()
+_REAL_MAX = float(np.finfo(np.float32).max)
+_REAL_TINY = float(np.finfo(np.float32).tiny)
+# Possessive, as csv reads them: '"a""' is an open field holding 'a"', not '"a"'
+# followed by a stray quote.
+_QUOTED_FIELD = re.compile(r'"[^"]*+(?:""[^"]*+)*+"')
+_UNQUOTED_FIELD = re.compile(r"[^,\r\n]*")
+_BEYOND_REAL = (
+    "is beyond the range of a real (3.4e38 either way): scale it down, "
+    "or leave it empty"
+)
+_QUOTING = (
+    'a field holding commas, quotes or line breaks is enclosed in " and a quote '
+    'inside it is written twice ("")'
+)
 
 # (line, item_id, title, body, category, available); available None = not given.
 ItemRow = tuple[int, str, str, str, "str | None", "bool | None"]
@@ -181,6 +203,8 @@ def _write_items(
         for row in rows:
             copy.write_row(row)
 
+    _invalidate_content_vectors(conn)
+
     # Rows that would not change anything are not counted as written.
     if with_available:
         statement = """
@@ -207,6 +231,26 @@ def _write_items(
     conn.execute("DROP TABLE reco_load_items")
     logger.info("loaded %d items (%d unchanged)", written, len(rows) - written)
     return written
+
+
+def _invalidate_content_vectors(conn: psycopg.Connection) -> None:
+    """Drop the content vectors of known items whose text the load changes.
+
+    embed-new-items then embeds them again from the new text. Behaviour vectors
+    are learned from events, not text, and stay.
+    """
+    dropped = conn.execute(
+        """
+        DELETE FROM reco.item_embeddings e
+        USING reco_load_items l, reco.items i
+        WHERE e.source = 'content' AND e.item_id = l.item_id
+            AND i.item_id = l.item_id
+            AND (i.title, i.body, i.category)
+                IS DISTINCT FROM (l.title, l.body, l.category)
+        """
+    ).rowcount
+    if dropped:
+        logger.info("invalidated %d content vectors of changed items", dropped)
 
 
 def _write_events(
@@ -316,9 +360,14 @@ def _interaction_rows(events: Interactions, lines: np.ndarray) -> Iterator[Event
                 "empty user id, item id or kind: every event needs all three",
                 line=line,
             )
-        if not math.isfinite(stamp):
-            raise LoadError(f"timestamp {stamp!r} is not a time", line=line)
-        yield line, user_id, item_id, kind, stamp, _value(value)
+        problem = _time_problem(stamp, f"timestamp {stamp!r}", numeric=True)
+        if problem:
+            raise LoadError(problem, line=line)
+        if value is None or math.isnan(value):
+            value = None
+        elif not abs(value) <= _REAL_MAX:
+            raise LoadError(f"value {value!r} {_BEYOND_REAL}", line=line)
+        yield line, user_id, item_id, kind, stamp, _real(value)
 
 
 def _text(value: object) -> str:
@@ -327,10 +376,25 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _value(value: float | None) -> float | None:
-    if value is None or math.isnan(value):
+def _real(value: float | None) -> float | None:
+    # PostgreSQL refuses a real too close to zero ("out of range for type real")
+    # rather than rounding it to zero, so round here; denormals go too.
+    if value is None or abs(value) >= _REAL_TINY:
+        return value
+    return 0.0
+
+
+def _time_problem(stamp: float, shown: str, numeric: bool) -> str | None:
+    """Why ``stamp`` (seconds since the epoch) is not an event time, or None."""
+    if _EARLIEST <= stamp < _LATEST:
         return None
-    return float(value)
+    fix = "use ISO 8601 (2024-05-01T12:30:00Z) or seconds since the epoch"
+    if not math.isfinite(stamp):
+        return f"{shown} is not a timestamp: {fix}"
+    if numeric and _EARLIEST <= stamp / 1000 < _LATEST:
+        fix = "milliseconds? divide by 1000 for seconds since the epoch"
+    when = "before the year 1900" if stamp < _EARLIEST else "after the year 2200"
+    return f"{shown} is {when}: {fix}"
 
 
 def _parse_items(path: Path) -> Iterator[ItemRow]:
@@ -385,9 +449,11 @@ def _parse_events(path: Path) -> Iterator[EventRow]:
 def _parse_time(text: str, path: Path, line: int) -> float:
     """Seconds since the epoch from a number or ISO 8601 (UTC when no offset)."""
     text = text.strip()
+    numeric = True
     try:
         stamp = float(text)
     except ValueError:
+        numeric = False
         try:
             # fromisoformat accepts a trailing "Z" only from Python 3.11 on.
             moment = datetime.fromisoformat(
@@ -399,13 +465,9 @@ def _parse_time(text: str, path: Path, line: int) -> float:
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=timezone.utc)
             stamp = moment.timestamp()
-    if not math.isfinite(stamp):
-        raise LoadError(
-            f"occurred_at {text!r} is not a timestamp: use ISO 8601 "
-            "(2024-05-01T12:30:00Z) or seconds since the epoch",
-            path,
-            line,
-        )
+    problem = _time_problem(stamp, f"occurred_at {text!r}", numeric)
+    if problem:
+        raise LoadError(problem, path, line)
     return stamp
 
 
@@ -426,7 +488,9 @@ def _parse_value(text: str, path: Path, line: int) -> float | None:
             path,
             line,
         )
-    return value
+    if abs(value) > _REAL_MAX:
+        raise LoadError(f"value {text!r} {_BEYOND_REAL}", path, line)
+    return _real(value)
 
 
 def _csv_rows(
@@ -435,54 +499,146 @@ def _csv_rows(
     """Rows of a headed CSV as dicts of stripped text, with their line numbers."""
     if not path.is_file():
         raise LoadError("file not found: check the path", path)
+    if csv.field_size_limit() < FIELD_LIMIT:
+        csv.field_size_limit(FIELD_LIMIT)
+
+    with path.open("rb") as handle:
+        row_lines: list[str] = []
+        # strict: without it a quote left open swallows the rest of the file
+        # into one field instead of raising at the end of the data.
+        reader = csv.reader(_text_lines(handle, path, row_lines), strict=True)
+        try:
+            header = [name.strip() for name in next(reader, [])]
+            _check_header(header, columns, required, path)
+            while True:
+                # A quoted field may span lines: report the line where its row
+                # starts.
+                line = reader.line_num + 1
+                row_lines.clear()
+                fields = next(reader, None)
+                if fields is None:
+                    return
+                if not fields or fields == [""]:
+                    continue
+                if len(fields) != len(header):
+                    raise LoadError(
+                        f"{len(fields)} field(s) where the header has "
+                        f"{len(header)}: quote fields that contain commas",
+                        path,
+                        line,
+                    )
+                values = (value.strip() for value in fields)
+                yield line, dict(zip(header, values, strict=True))
+        except csv.Error as error:
+            raise _csv_error(error, row_lines, reader.line_num, path) from error
+
+
+def _check_header(
+    header: list[str], columns: tuple[str, ...], required: tuple[str, ...], path: Path
+) -> None:
     expected = (
         f"expected columns {', '.join(columns)} (required: {', '.join(required)})"
     )
-    # utf-8-sig drops the byte-order mark that spreadsheet programs write.
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = [name.strip() for name in next(reader, [])]
-        if not header:
-            raise LoadError(f"no header row: {expected}", path, 1)
-        unknown = [name for name in header if name not in columns]
-        if unknown:
-            raise LoadError(
-                f"unknown column(s) {', '.join(map(repr, unknown))}: {expected}",
-                path,
-                1,
-            )
-        repeated = sorted({name for name in header if header.count(name) > 1})
-        if repeated:
-            raise LoadError(
-                f"column(s) {', '.join(repeated)} repeat: {expected}", path, 1
-            )
-        missing = [name for name in required if name not in header]
-        if missing:
-            raise LoadError(
-                f"missing column(s) {', '.join(missing)}: {expected}", path, 1
-            )
-        if "title" in columns and "title" not in header and "body" not in header:
-            raise LoadError(f"needs a title or body column: {expected}", path, 1)
+    if not header:
+        raise LoadError(f"no header row: {expected}", path, 1)
+    unknown = [name for name in header if name not in columns]
+    if unknown:
+        raise LoadError(
+            f"unknown column(s) {', '.join(map(repr, unknown))}: {expected}", path, 1
+        )
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise LoadError(f"column(s) {', '.join(repeated)} repeat: {expected}", path, 1)
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise LoadError(f"missing column(s) {', '.join(missing)}: {expected}", path, 1)
+    if "title" in columns and "title" not in header and "body" not in header:
+        raise LoadError(f"needs a title or body column: {expected}", path, 1)
 
-        while True:
-            # A quoted field may span lines: report the line where its row starts.
-            line = reader.line_num + 1
-            fields = next(reader, None)
-            if fields is None:
-                return
-            if not fields or fields == [""]:
-                continue
-            if len(fields) != len(header):
+
+def _text_lines(handle: BinaryIO, path: Path, row_lines: list[str]) -> Iterator[str]:
+    """The file's lines as text, each also appended to ``row_lines``.
+
+    Decoding line by line lets a bad byte be reported with its line; no UTF-8
+    sequence holds a line-break byte, so this decodes as the whole file would.
+    """
+    number = 0
+    for chunk in handle:
+        # \r alone also ends a line, as with open(newline="").
+        for raw in chunk.splitlines(keepends=True):
+            number += 1
+            if number == 1:
+                # Spreadsheet programs write a byte-order mark.
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                before = raw[max(0, error.start - 20) : error.start]
                 raise LoadError(
-                    f"{len(fields)} field(s) where the header has {len(header)}: "
-                    "quote fields that contain commas",
+                    f"byte 0x{raw[error.start]:02x} after "
+                    f"{before.decode('utf-8', 'replace')!r} is not UTF-8: save the "
+                    "file as UTF-8 (in a spreadsheet program: CSV UTF-8)",
                     path,
-                    line,
+                    number,
+                ) from None
+            if "\x00" in text:
+                raise LoadError(
+                    f"NUL byte (0x00) at column {text.index(chr(0)) + 1}, which "
+                    "PostgreSQL text cannot hold: remove it (a file full of NUL "
+                    "bytes is UTF-16: save it as UTF-8)",
+                    path,
+                    number,
                 )
-            yield (
-                line,
-                {
-                    name: value.strip()
-                    for name, value in zip(header, fields, strict=True)
-                },
-            )
+            row_lines.append(text)
+            yield text
+
+
+def _csv_error(
+    error: csv.Error, row_lines: list[str], last: int, path: Path
+) -> LoadError:
+    """A LoadError for what csv.reader refused, at the line that caused it."""
+    opened = _unclosed_quote_line(row_lines, last + 1 - len(row_lines))
+    # csv raises one exception class for everything; its message tells them apart.
+    if "field limit" in str(error):
+        reason = f"a field is longer than {csv.field_size_limit()} characters"
+        if opened is None:
+            return LoadError(f"{reason}: shorten it", path, last)
+        return LoadError(
+            f"{reason}: close the quote opened on line {opened}, or shorten the field",
+            path,
+            opened,
+        )
+    if opened is not None:
+        return LoadError(
+            f"quote opened on line {opened} is never closed: close it; {_QUOTING}",
+            path,
+            opened,
+        )
+    return LoadError(f"{error}: {_QUOTING}", path, last)
+
+
+def _unclosed_quote_line(row_lines: list[str], first: int) -> int | None:
+    """The line of a quote that opens a field of the row and never closes."""
+    row = "".join(row_lines)
+    position = 0
+    while position < len(row):
+        if row[position] == '"':
+            closed = _QUOTED_FIELD.match(row, position)
+            if closed is None:
+                return _line_at(row_lines, first, position)
+            position = closed.end()
+        else:
+            position = _UNQUOTED_FIELD.match(row, position).end()
+        if row[position : position + 1] != ",":
+            return None
+        position += 1
+    return None
+
+
+def _line_at(row_lines: list[str], first: int, position: int) -> int:
+    end = 0
+    for number, text in enumerate(row_lines, first):
+        end += len(text)
+        if position < end:
+            return number
+    return first + len(row_lines) - 1

@@ -29,8 +29,8 @@ def count(conn, table: str, where: str = "true") -> int:
     ]
 
 
-def write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
+def write(path: Path, text: str | bytes) -> Path:
+    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
     return path
 
 
@@ -208,6 +208,29 @@ def test_csv_files_load_with_quotes_crlf_and_text_ids(conn, tmp_path):
         ),
         (
             "events.csv",
+            "user_id,item_id,kind,occurred_at\nu,a,interaction,1714566600000\n",
+            "line 2: occurred_at '1714566600000' is after the year 2200: "
+            "milliseconds\\? divide by 1000",
+        ),
+        (
+            "events.csv",
+            "user_id,item_id,kind,occurred_at\nu,a,interaction,1e20\n",
+            "line 2: occurred_at '1e20' is after the year 2200: use ISO 8601",
+        ),
+        (
+            "events.csv",
+            "user_id,item_id,kind,occurred_at\nu,a,interaction,1899-12-31\n",
+            "line 2: occurred_at '1899-12-31' is before the year 1900",
+        ),
+        (
+            "events.csv",
+            "user_id,item_id,kind,occurred_at,value\n"
+            "u,a,interaction,1,1\n"
+            "u,a,interaction,2,1e39\n",
+            "line 3: value '1e39' is beyond",
+        ),
+        (
+            "events.csv",
             "user,item_id,kind,occurred_at\n",
             "line 1: unknown column.*'user'.*expected columns user_id, item_id",
         ),
@@ -241,6 +264,21 @@ def test_csv_files_load_with_quotes_crlf_and_text_ids(conn, tmp_path):
             "item_id,title,available\na,A,maybe\n",
             "line 2: available 'maybe' is not a boolean",
         ),
+        (
+            "items.csv",
+            b"item_id,title\na,A\nb,Caf\xe9\n",
+            "line 3: byte 0xe9 after 'b,Caf' is not UTF-8: save the file as UTF-8",
+        ),
+        (
+            "items.csv",
+            "item_id,title\na,A\nb,B\x00\n",
+            "line 3: NUL byte",
+        ),
+        (
+            "items.csv",
+            'item_id,title\na,"A"x\n',
+            "line 2: .*a quote inside it is written twice",
+        ),
     ],
 )
 def test_bad_csv_row_names_the_line_and_writes_nothing(
@@ -255,6 +293,144 @@ def test_bad_csv_row_names_the_line_and_writes_nothing(
 
     assert caught.value.path == path
     assert count(conn, "items") == 1
+    assert count(conn, "events") == 0
+
+
+@pytest.mark.parametrize("name", ["items.csv", "events.csv"])
+def test_unclosed_quote_names_its_line_and_writes_nothing(conn, tmp_path, name):
+    load_items_csv(conn, write(tmp_path / "known.csv", "item_id,title\na,A\n"))
+    if name == "items.csv":
+        text = 'item_id,title\nsw1,"Swallow\nsw2,Second\nsw3,Third\n'
+        loader = load_items_csv
+    else:
+        text = (
+            "user_id,item_id,kind,occurred_at,value\n"
+            'u,a,interaction,1700000000,"1\n'
+            "u,a,interaction,1700000001,2\n"
+        )
+        loader = load_events_csv
+    path = write(tmp_path / name, text)
+
+    with pytest.raises(LoadError, match="quote opened on line 2 is never closed"):
+        loader(conn, path)
+
+    assert count(conn, "items") == 1
+    assert count(conn, "events") == 0
+
+
+def test_unclosed_quote_after_a_closed_multiline_field_names_its_own_line(
+    conn, tmp_path
+):
+    path = write(
+        tmp_path / "items.csv",
+        'item_id,title,body\na,"two\nlines","never\nclosed\nb,B,\n',
+    )
+
+    with pytest.raises(LoadError, match="line 3 is never closed") as caught:
+        load_items_csv(conn, path)
+
+    assert caught.value.path == path and caught.value.line == 3
+
+
+def test_changed_item_text_drops_its_content_vectors_only(conn, tmp_path, caplog):
+    load_items_csv(
+        conn, write(tmp_path / "items.csv", "item_id,title\na,A\nb,B\nc,C\n")
+    )
+    version = conn.execute(
+        "INSERT INTO reco.models (dimensions) VALUES (3) RETURNING version"
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO reco.item_embeddings (model_version, item_id, embedding, source)"
+        " VALUES (%(v)s, 'a', '[1,2,3]', 'content'),"
+        " (%(v)s, 'b', '[1,2,3]', 'behaviour'), (%(v)s, 'c', '[1,2,3]', 'content')",
+        {"v": version},
+    )
+
+    def vectors() -> list[tuple[str, str]]:
+        return conn.execute(
+            "SELECT item_id, source FROM reco.item_embeddings ORDER BY item_id"
+        ).fetchall()
+
+    reload = write(tmp_path / "same.csv", "item_id,title,available\na,A,false\n")
+    assert load_items_csv(conn, reload) == 1
+    assert len(vectors()) == 3
+
+    changed = write(tmp_path / "new.csv", "item_id,title\na,A2\nb,B2\nc,C\n")
+    with caplog.at_level("INFO", logger="reco"):
+        assert load_items_csv(conn, changed) == 2
+    assert vectors() == [("b", "behaviour"), ("c", "content")]
+    assert "invalidated 1 content vector" in caplog.text
+
+    catalog = Catalog(
+        item_ids=np.array(["c"], dtype=object),
+        titles=np.array(["C"], dtype=object),
+        bodies=np.array([""], dtype=object),
+        categories=np.array(["new"], dtype=object),
+    )
+    assert load_items(conn, catalog) == 1
+    assert vectors() == [("b", "behaviour")]
+
+
+def test_long_fields_tiny_values_and_multiline_titles_load(conn, tmp_path):
+    title = "t" * 200_000
+    items = write(
+        tmp_path / "items.csv",
+        f'item_id,title\nlong,{title}\nmulti,"first\nsecond"\n',
+    )
+    events = write(
+        tmp_path / "events.csv",
+        "user_id,item_id,kind,occurred_at,value\n"
+        "u,long,interaction,1714566600,1e-50\n"
+        "u,multi,interaction,1714566600,-3.4e38\n",
+    )
+
+    assert load_items_csv(conn, items) == 2
+    assert load_events_csv(conn, events) == 2
+
+    assert conn.execute(
+        "SELECT length(title) FROM reco.items WHERE item_id = 'long'"
+    ).fetchone() == (200_000,)
+    assert conn.execute(
+        "SELECT title FROM reco.items WHERE item_id = 'multi'"
+    ).fetchone() == ("first\nsecond",)
+    assert conn.execute(
+        "SELECT value FROM reco.events ORDER BY item_id"
+    ).fetchall() == [(0.0,), (pytest.approx(-3.4e38),)]
+
+
+def test_field_over_the_size_limit_names_its_line(conn, tmp_path):
+    path = write(
+        tmp_path / "items.csv", f"item_id,title\na,A\nhuge,{'x' * (10 << 20)}x\n"
+    )
+
+    with pytest.raises(LoadError, match="line 3: .*longer than 10485760") as caught:
+        load_items_csv(conn, path)
+
+    assert caught.value.path == path
+
+
+def test_arrays_with_milliseconds_or_values_beyond_real_name_the_row(conn):
+    catalog = Catalog(
+        item_ids=np.array(["a"], dtype=object),
+        titles=np.array(["A"], dtype=object),
+        bodies=np.array([""], dtype=object),
+        categories=np.array([""], dtype=object),
+    )
+    load_items(conn, catalog)
+
+    def events(stamps: list[float], values: list[float]) -> Interactions:
+        return Interactions(
+            np.array(["u"] * len(stamps), dtype=object),
+            np.array(["a"] * len(stamps), dtype=object),
+            np.array(["interaction"] * len(stamps), dtype=object),
+            np.array(stamps),
+            np.array(values),
+        )
+
+    with pytest.raises(LoadError, match="row 1: .*milliseconds"):
+        load_events(conn, events([1.7e9, 1714566600000.0], [1.0, 1.0]))
+    with pytest.raises(LoadError, match="row 0: value 1e\\+39"):
+        load_events(conn, events([1.7e9], [1e39]))
     assert count(conn, "events") == 0
 
 
