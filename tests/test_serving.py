@@ -252,3 +252,53 @@ def test_recommendation_query_uses_the_hnsw_index(db):
     assert f"Index Scan using item_embeddings_v{version}_hnsw" in plan
     exact_plan, _ = _plan(db, exact=True)
     assert "hnsw" not in exact_plan
+
+
+def test_fallback_honours_candidates_and_seen_items(db):
+    wanted = ["m500", "m505", "m510"]
+    rows = db.execute(
+        "SELECT item_id FROM reco.recommend('nobody', 3, true, NULL, %s::text[])",
+        (wanted,),
+    ).fetchall()
+    assert sorted(_ids(rows)) == sorted(wanted)
+
+    # Events only on items without vectors: popular items, minus those seen.
+    db.execute(
+        "INSERT INTO reco.items (item_id, title) VALUES ('x1', 'x'), ('x2', 'y');"
+        "INSERT INTO reco.events (user_id, item_id, kind, occurred_at)"
+        " SELECT 'pp', item_id, 'view', now() FROM reco.items"
+        " WHERE item_id IN ('x1', 'x2')"
+    )
+    rows = db.execute("SELECT item_id FROM reco.recommend('pp', 2000)").fetchall()
+    assert not {"x1", "x2"} & set(_ids(rows))
+    db.rollback()
+
+
+def test_nulls_in_id_arrays_are_ignored(db):
+    with_null = db.execute(
+        "SELECT * FROM reco.recommend_for_session(ARRAY['m1', NULL, 'm6'], 5)"
+    ).fetchall()
+    without = db.execute(
+        "SELECT * FROM reco.recommend_for_session(ARRAY['m1', 'm6'], 5)"
+    ).fetchall()
+    assert with_null == without and len(without) == 5
+    assert (
+        len(
+            db.execute(
+                "SELECT * FROM reco.popular_items(3, NULL, ARRAY['m1', NULL])"
+            ).fetchall()
+        )
+        == 3
+    )
+
+
+def test_category_matches_any_listed_part_in_any_case(db):
+    db.execute("UPDATE reco.items SET category = 'Drama, HORROR' WHERE item_id = 'm2'")
+    rows = db.execute(
+        "SELECT item_id FROM reco.recommend('u1', 1000, true, 'horror')"
+    ).fetchall()
+    assert "m2" in _ids(rows) or "m2" in _ids(
+        db.execute("SELECT item_id FROM reco.events WHERE user_id = 'u1'")
+    )
+    assert len(rows) > 100
+    db.rollback()
