@@ -1,7 +1,12 @@
 """Offline quality of reco.training on a MovieLens folder, as EVALUATION.md says.
 
-python bench/offline_quality.py ../shared/data/movielens-small --seeds 0 1 2
-python bench/offline_quality.py DATA --validation --set window=10 --no-global-context
+Usage:
+    python bench/offline_quality.py ../shared/data/movielens-small --seeds 0 1 2
+    python bench/offline_quality.py DATA --validation --no-global-context
+    python bench/offline_quality.py DATA --validation --set window=10 loss=sgns
+
+Validation (--validation) carves cold items (id % 5 == 1) and a last-10 hold-out
+out of the training data, so that defaults are chosen without the test users.
 """
 
 from __future__ import annotations
@@ -109,6 +114,12 @@ def main() -> None:
     parser.add_argument("--no-category-negatives", action="store_true")
     parser.add_argument("--no-event-weights", action="store_true")
     parser.add_argument("--no-oversampling", action="store_true")
+    parser.add_argument("--no-history", action="store_true")
+    parser.add_argument(
+        "--distill-only",
+        action="store_true",
+        help="train the encoder by distillation alone (no cold-start softmax)",
+    )
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="FIELD=JSON", help="TrainConfig field"
     )
@@ -128,6 +139,12 @@ def main() -> None:
         config = replace(config, event_weights={})
     if args.no_oversampling:
         config = replace(config, oversample_converted=1)
+    if args.no_history:
+        config = replace(config, history_epochs=0)
+    if args.distill_only:
+        config = replace(
+            config, user_weight=0.0, siamese_weight=0.0, distill_weight=1.0
+        )
 
     runs = []
     for seed in args.seeds:

@@ -59,16 +59,24 @@ def _default_event_weights() -> dict[str, float]:
 class TrainConfig:
     """Everything ``train`` needs to know; JSON-serialisable via ``asdict``.
 
-    Behaviour: sessions cut on ``session_gap_minutes`` of inactivity give the
-    skip-gram pairs (``context`` "session": a window inside each session;
-    "user": a window over the user's whole history). ``event_weights`` weight a
-    pair by the kind of its context event and a history event in a user vector
-    by its kind (unknown kinds weigh 1). The last converted item of a session is
-    global context for all of it; negatives also come from the centre's own
-    category; sessions with a conversion can be repeated.
+    Behaviour: sessions cut on ``session_gap_minutes`` of inactivity carry the
+    Airbnb changes: the last converted item of a session is global context for
+    all of it, negatives also come from the centre's own category, sessions with
+    a conversion can be repeated (``oversample_converted``). Window pairs come
+    from each session (``context`` "session") or from the user's whole history
+    ("user"). ``event_weights`` weight a pair by its context event's kind and a
+    history event in a user vector by its kind (unknown kinds weigh 1).
+    ``history_epochs`` then refine the vectors so that the recency-weighted mean
+    of a history predicts the next ``history_targets`` items, with an item bias.
 
-    Content: a small text CNN trained on the same pairs and distilled onto the
-    behaviour vectors, used for every item without enough behaviour.
+    Content: a small text CNN learns, from a behaviour user vector built on part
+    of a history, to pick the hidden rest by text alone (``user_weight``), plus
+    distillation onto the behaviour vectors and the Siamese pair loss. It gives
+    the vectors of every item without behaviour, in the same space.
+
+    Stored vectors have ``dimensions`` coordinates: the model's, the item bias
+    (a constant 1 on the query side) and, with ``mips_transform``, the slack that
+    lets a cosine index rank by inner product.
     """
 
     dimensions: int = 64
@@ -115,7 +123,7 @@ class TrainConfig:
     user_weight: float = 1.0
     user_holdout: float = 0.2
     user_negatives: int = 512
-    history_epochs: int = 0
+    history_epochs: int = 3
     history_cuts_per_user: int = 8
     history_targets: int = 10
     history_batch_size: int = 128

@@ -106,6 +106,7 @@ def _small_config(**changes):
     settings = dict(
         dimensions=8,
         epochs=2,
+        window=4,
         batch_size=256,
         shared_negatives=32,
         encoder_epochs=2,
@@ -114,6 +115,9 @@ def _small_config(**changes):
         channels=16,
         token_dimensions=8,
         min_token_items=1,
+        history_epochs=1,
+        history_cuts_per_user=2,
+        user_negatives=16,
     )
     settings.update(changes)
     return TrainConfig(**settings)
@@ -142,7 +146,8 @@ def test_train_returns_the_contract(trained):
     assert np.isfinite(model.user_vectors).all()
     json.dumps(model.parameters)
     assert model.parameters["dimensions"] == 8
-    assert [entry["step"] for entry in model.losses].count("behaviour") == 2
+    steps = [entry["step"] for entry in model.losses]
+    assert steps.count("behaviour") == 2 and steps.count("content") == 2
     # the cosine transform gives every stored item vector the same norm
     norms = np.linalg.norm(model.item_vectors, axis=1)
     assert np.allclose(norms, 1.0, atol=1e-5)
@@ -239,10 +244,11 @@ def test_behaviour_groups_genres_together(trained):
 
 def test_history_finetuning_keeps_the_contract():
     events, catalog = _synthetic()
-    model = train(events, catalog, _small_config(history_epochs=1, user_weight=0.0))
+    config = _small_config(history_epochs=2, user_weight=0.0, siamese_weight=1.0)
+    model = train(events, catalog, config)
     assert np.isfinite(model.item_vectors).all()
     assert np.isfinite(model.user_vectors).all()
-    assert [entry["step"] for entry in model.losses].count("history") == 1
+    assert [entry["step"] for entry in model.losses].count("history") == 2
     # the query vectors end in the constant 1 (meeting the item bias) and the 0
     # that pairs them with the cosine transform of the item vectors
     assert np.allclose(model.query_vectors[:, -2:], [1.0, 0.0])
