@@ -43,7 +43,11 @@ def run(
     new_items = [str(i) for i in catalog.item_ids if held_back(i)]
     console.rule("1. load MovieLens")
     url = fresh_database(DEMO_DATABASE)
-    console.print(f"database {database._redacted(url)} (recreated for the demo)")
+    console.print(
+        f"database {DEMO_DATABASE} on {database._redacted(url)} "
+        "(recreated for the demo)",
+        soft_wrap=True,
+    )
 
     with database.connect(url) as conn:
         summary = load_movielens(conn, folder, exclude_items=new_items)
@@ -86,6 +90,7 @@ def run(
         _print_items(f"new item {showcase} {title}: {query}", rows)
         conn.commit()
     console.print(
-        f"explore it: reco-db --database {DEMO_DATABASE} recommend 1, "
-        f"reco-db --database {DEMO_DATABASE} similar {showcase}"
+        f"explore the demo database: export RECO_DATABASE={DEMO_DATABASE}, then "
+        f"reco-db recommend 1, reco-db similar {showcase}, reco-db models",
+        soft_wrap=True,
     )

@@ -202,7 +202,7 @@ def _train_and_write(
             model.vocabulary.to_json(),
         )
         if progress:
-            progress("writing embeddings", 0, 2)
+            progress("writing embeddings", 0, 1)
         items = embeddings.write_items(
             conn,
             version,
@@ -215,13 +215,14 @@ def _train_and_write(
             conn, version, model.user_ids, model.user_vectors
         )
         if progress:
-            progress("building hnsw indexes", 1, 2)
+            progress("writing embeddings", 1, 1)
+            progress("building hnsw indexes", 0, 1)
         # HNSW builds faster when the graph fits in maintenance_work_mem.
         conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
         embeddings.build_indexes(conn, version, dimensions)
         registry.set_status(conn, version, "ready")
         if progress:
-            progress("building hnsw indexes", 2, 2)
+            progress("building hnsw indexes", 1, 1)
     registry.record_metrics(
         conn,
         version,

@@ -42,11 +42,31 @@ def server_url() -> Iterator[str]:
         yield database.database_url()
         return
     with tempfile.TemporaryDirectory(prefix="reco-test-") as folder:
-        os.environ["RECO_PGDATA"] = str(Path(folder) / "pgdata")
+        pgdata = Path(folder) / "pgdata"
+        os.environ["RECO_PGDATA"] = str(pgdata)
         try:
             yield database.database_url()
         finally:
             os.environ.pop("RECO_PGDATA", None)
+            _stop_embedded(pgdata)
+
+
+def _stop_embedded(pgdata: Path) -> None:
+    """Stop the tests' server before its folder goes, whoever joined it last.
+
+    pgserver stops a server when its last user process exits; CLI tests run
+    reco-db in subprocesses that join the same server, and a race between
+    them can leave it running with its folder deleted.
+    """
+    from pgserver._commands import pg_ctl
+
+    server = database._servers.pop(pgdata.resolve(), None)
+    if server is None:
+        return
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
+    except Exception:  # already stopped by pgserver's own exit handler
+        pass
 
 
 def _with_database(url: str, name: str) -> str:
