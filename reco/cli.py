@@ -526,7 +526,7 @@ def evaluate(
         Path | None, typer.Option("--json", help="Also write the figures here.")
     ] = None,
 ) -> None:
-    """Measure warm and cold Recall/NDCG@10,20 per EVALUATION.md, through SQL.
+    """Measure warm and cold Recall/NDCG@10,20 through SQL (docs/evaluation.md).
 
     Example: reco-db evaluate ~/data/ml-latest-small --json results.json
     """
