@@ -161,8 +161,8 @@ def db_downgrade(
     url = database.database_url()
     if revision == "base" and not yes:
         typer.confirm(
-            f"drop the reco schema with all items, events and models in "
-            f"{database._redacted(url)}?",
+            "drop the reco schema with all items, events and models in "
+            f"{database.describe(url)}?",
             abort=True,
         )
     migrations.downgrade(url, revision)
@@ -177,7 +177,7 @@ def db_current() -> None:
     """
     url = database.database_url()
     current = migrations.current_revision(url)
-    console.print(f"database: {database._redacted(url)}")
+    console.print(database.describe(url), soft_wrap=True)
     console.print(f"revision: {current} (head {migrations.head_revision()})")
 
 
@@ -470,7 +470,7 @@ def models() -> None:
         "cold R@20",
         "sha256",
     ):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("created", "sha256"))
     for record in records:
         metrics = record.metrics
         table.add_row(

@@ -89,7 +89,7 @@ def connect(url: str | None = None, *, autocommit: bool = False) -> psycopg.Conn
         connection = psycopg.connect(url, autocommit=autocommit)
     except psycopg.OperationalError as error:
         raise DatabaseError(
-            f"cannot connect to {_redacted(url)}: {error}. Check DATABASE_URL, "
+            f"cannot connect to {describe(url)}: {error}. Check DATABASE_URL, "
             "or unset it to use the embedded PostgreSQL"
         ) from None
     _register_vector(connection)
@@ -109,11 +109,13 @@ def _register_vector(connection: psycopg.Connection) -> None:
         connection.rollback()
 
 
-def _redacted(url: str) -> str:
-    """Hide a password in a URL before it reaches a message."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+def describe(url: str) -> str:
+    """The database as "name on host", without any password, for messages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the configured database"
+    host = info.get("host") or "localhost"
+    port = f":{info['port']}" if info.get("port") else ""
+    user = f"{info['user']}@" if info.get("user") else ""
+    return f"database {info.get('dbname', '?')} on {user}{host}{port}"

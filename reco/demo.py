@@ -44,8 +44,7 @@ def run(
     console.rule("1. load MovieLens")
     url = fresh_database(DEMO_DATABASE)
     console.print(
-        f"database {DEMO_DATABASE} on {database._redacted(url)} "
-        "(recreated for the demo)",
+        f"{database.describe(url)} (recreated for the demo)",
         soft_wrap=True,
     )
 

@@ -105,7 +105,8 @@ def activate(conn: psycopg.Connection, version: int) -> None:
         # new one, never neither. (The unique index on is_active cannot be
         # deferred, so a single UPDATE swapping both rows could trip it.)
         conn.execute(
-            "UPDATE reco.models SET is_active = false WHERE is_active AND version <> %s",
+            "UPDATE reco.models SET is_active = false"
+            " WHERE is_active AND version <> %s",
             (version,),
         )
         conn.execute(
