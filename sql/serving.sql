@@ -20,6 +20,21 @@ END
 $$;
 
 
+-- The vector an item contributes as a query (to a history, a session or its
+-- own neighbours). Items learned from behaviour have a trained query vector;
+-- for items known by their text the encoder is trained for the item side, so
+-- their item vector stands in for both.
+CREATE OR REPLACE FUNCTION reco.query_vector(
+    source text, query_embedding vector, embedding vector
+)
+RETURNS vector
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN source = 'behaviour'
+                THEN coalesce(query_embedding, embedding)
+                ELSE embedding END
+$$;
+
+
 CREATE OR REPLACE FUNCTION reco.check_k(k integer)
 RETURNS integer
 LANGUAGE plpgsql IMMUTABLE AS $$
@@ -152,7 +167,7 @@ DECLARE
         nullif(model.parameters ->> 'user_half_life', '')::double precision;
     result vector;
 BEGIN
-    SELECT sum(coalesce(e.query_embedding, e.embedding)
+    SELECT sum(reco.query_vector(e.source, e.query_embedding, e.embedding)
                * array_fill(
                      (coalesce(h.weight, 1)
                       * CASE WHEN half_life > 0
@@ -302,7 +317,7 @@ DECLARE
     model record := reco.active_model();
     query vector;
 BEGIN
-    SELECT coalesce(e.query_embedding, e.embedding) INTO query
+    SELECT reco.query_vector(e.source, e.query_embedding, e.embedding) INTO query
       FROM reco.item_embeddings AS e
      WHERE e.model_version = model.version
        AND e.item_id = similar_items.item;

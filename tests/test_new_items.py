@@ -103,7 +103,8 @@ def test_new_item_becomes_recommendable(trained):
         "SELECT i.category FROM reco.similar_items('m0', 10) AS s"
         " JOIN reco.items AS i USING (item_id)"
     ).fetchall()
-    assert sum(row[0] == "Western" for row in neighbours) > 5
+    # Five genres: chance is 2 in 10.
+    assert sum(row[0] == "Western" for row in neighbours) >= 4
 
 
 def test_add_items_inserts_and_embeds_in_one_transaction(trained):

@@ -27,6 +27,7 @@ FUNCTIONS = (
     "nearest_items_sql(integer, integer, integer, boolean)",
     "in_category(text, text)",
     "check_k(integer)",
+    "query_vector(text, vector, vector)",
     "active_model()",
 )
 VIEWS = ("coverage", "model_runs", "item_neighbours", "user_recommendations")
