@@ -222,9 +222,10 @@ def test_kind_weights_and_recency_shape_the_user_vector():
 
 def test_training_is_reproducible_with_a_seed():
     events, catalog = _synthetic()
-    first = train(events, catalog, _small_config(seed=3))
-    second = train(events, catalog, _small_config(seed=3))
-    other = train(events, catalog, _small_config(seed=4))
+    # One thread: parallel float reductions may differ in the last bits.
+    first = train(events, catalog, _small_config(seed=3, threads=1))
+    second = train(events, catalog, _small_config(seed=3, threads=1))
+    other = train(events, catalog, _small_config(seed=4, threads=1))
     assert np.array_equal(first.item_vectors, second.item_vectors)
     assert np.array_equal(first.user_vectors, second.user_vectors)
     assert not np.allclose(first.item_vectors, other.item_vectors)
