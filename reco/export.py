@@ -112,8 +112,8 @@ def export_and_check(
         )
     sha256 = hashlib.sha256(onnx_model).hexdigest()
     logger.info(
-        "exported encoder to %s (sha256 %s, max difference %.1e on %d items)",
-        path,
+        "exported encoder: sha256 %s, onnxruntime vs torch max difference %.1e "
+        "on %d items",
         sha256[:12],
         difference,
         len(usable),

@@ -186,6 +186,7 @@ def _train_and_write(
     exported = export_and_check(model.encoder, model.vocabulary, catalog, staging)
     path = model_dir() / f"encoder-v{version}-{exported.sha256[:12]}.onnx"
     staging.replace(path)
+    logger.info("saved the encoder as %s", path)
 
     with conn.transaction():
         conn.execute(
