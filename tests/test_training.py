@@ -5,6 +5,7 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
+import synthetic
 import torch
 
 from reco.dataset import Catalog, Interactions
@@ -105,22 +106,16 @@ def _synthetic(seed=0):
 def _small_config(**changes):
     settings = dict(
         dimensions=8,
-        epochs=2,
         window=4,
         batch_size=256,
-        shared_negatives=32,
-        encoder_epochs=2,
         encoder_pairs_per_epoch=512,
         encoder_batch_size=128,
-        channels=16,
-        token_dimensions=8,
-        min_token_items=1,
         history_epochs=1,
         history_cuts_per_user=2,
         user_negatives=16,
     )
     settings.update(changes)
-    return TrainConfig(**settings)
+    return synthetic.small_config(**settings)
 
 
 @pytest.fixture(scope="module")
