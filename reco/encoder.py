@@ -66,6 +66,20 @@ class TextCNN(nn.Module):
         return self.item_head(features), query
 
 
+class EncoderEnsemble(nn.Module):
+    """Text CNNs trained on different random draws; outputs are their mean."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = [member(tokens) for member in self.members]
+        item = torch.stack([o[0] for o in outputs]).mean(dim=0)
+        query = torch.stack([o[1] for o in outputs]).mean(dim=0)
+        return item, query
+
+
 class ItemEncoder(nn.Module):
     """The exported model: text CNN plus the transform into the stored space.
 

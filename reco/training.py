@@ -14,6 +14,7 @@ from torch import nn
 
 from reco.dataset import Catalog, Interactions
 from reco.encoder import (
+    EncoderEnsemble,
     EncoderSettings,
     ItemEncoder,
     UserHistories,
@@ -112,6 +113,7 @@ class TrainConfig:
     channels: int = 64
     kernel_size: int = 3
     encoder_dropout: float = 0.1
+    encoder_ensemble: int = 3
     encoder_epochs: int = 3
     encoder_pairs_per_epoch: int = 16384
     encoder_batch_size: int = 512
@@ -394,34 +396,41 @@ def _train(
         renumber[pairs.contexts[usable]],
         pairs.weights[usable],
     )
-    cnn, content_losses = train_encoder(
-        tokens,
-        behaviour_text_row[has_text],
-        context_vectors[has_text],
-        centre_vectors[has_text],
-        text_pairs,
-        len(vocabulary),
-        EncoderSettings(
-            config.token_dimensions,
-            config.channels,
-            config.kernel_size,
-            config.encoder_dropout,
-            config.encoder_epochs,
-            config.encoder_pairs_per_epoch,
-            config.encoder_batch_size,
-            config.encoder_learning_rate,
-            config.distill_weight,
-            config.pair_weight,
-            config.siamese_weight,
-            config.temperature,
-            config.user_weight,
-            user_holdout=config.user_holdout,
-            user_negatives=config.user_negatives,
-        ),
-        rng,
-        progress,
-        _histories(events, config, item_number, renumber, has_text),
-    )
+    members, content_losses = [], []
+    for _ in range(config.encoder_ensemble):
+        member, losses_of_member = train_encoder(
+            tokens,
+            behaviour_text_row[has_text],
+            context_vectors[has_text],
+            centre_vectors[has_text],
+            text_pairs,
+            len(vocabulary),
+            EncoderSettings(
+                config.token_dimensions,
+                config.channels,
+                config.kernel_size,
+                config.encoder_dropout,
+                config.encoder_epochs,
+                config.encoder_pairs_per_epoch,
+                config.encoder_batch_size,
+                config.encoder_learning_rate,
+                config.distill_weight,
+                config.pair_weight,
+                config.siamese_weight,
+                config.temperature,
+                config.user_weight,
+                user_holdout=config.user_holdout,
+                user_negatives=config.user_negatives,
+            ),
+            rng,
+            progress,
+            _histories(events, config, item_number, renumber, has_text),
+        )
+        members.append(member)
+        content_losses += losses_of_member
+    # Averaging encoders trained on different draws steadies the cold-start
+    # vectors, which vary more between seeds than between settings.
+    cnn = members[0] if len(members) == 1 else EncoderEnsemble(members)
     max_norm = None
     if config.mips_transform:
         max_norm = float(np.linalg.norm(context_vectors[trusted], axis=1).max())

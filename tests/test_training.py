@@ -142,7 +142,9 @@ def test_train_returns_the_contract(trained):
     json.dumps(model.parameters)
     assert model.parameters["dimensions"] == 8
     steps = [entry["step"] for entry in model.losses]
-    assert steps.count("behaviour") == 2 and steps.count("content") == 2
+    config = _small_config()
+    assert steps.count("behaviour") == config.epochs
+    assert steps.count("content") == config.encoder_epochs * config.encoder_ensemble
     # the cosine transform gives every stored item vector the same norm
     norms = np.linalg.norm(model.item_vectors, axis=1)
     assert np.allclose(norms, 1.0, atol=1e-5)
