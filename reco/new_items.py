@@ -10,6 +10,7 @@ copy waits on another.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -97,7 +98,7 @@ def add_items(conn: psycopg.Connection, items: Sequence[NewItem]) -> int:
     ids = [str(item.item_id).strip() for item in items]
     if "" in ids:
         raise ValueError("an item id is empty: give every new item an id")
-    duplicates = {i for i in ids if ids.count(i) > 1}
+    duplicates = {i for i, n in Counter(ids).items() if n > 1}
     if duplicates:
         raise ValueError(f"item ids given twice: {', '.join(sorted(duplicates)[:5])}")
     with conn.transaction():
